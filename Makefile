@@ -1,0 +1,48 @@
+# Playbook Studio. The README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+
+.PHONY: run test setup build vet fmt-check unit e2e fuzz bench clean
+
+run: build ## start the dev provider and the gateway on http://localhost:8080
+	@scripts/run-local.sh
+
+test: setup build fmt-check vet unit e2e ## everything CI runs
+
+setup:
+	@scripts/setup.sh test
+
+build:
+	@scripts/setup.sh run
+	@$(GO) build -o $(BIN)/gateway ./cmd/gateway
+	@$(GO) build -o $(BIN)/devidp ./cmd/devidp
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	@$(GO) vet ./...
+
+# Fuzz targets' seed corpora run as ordinary tests here.
+unit:
+	@$(GO) test -count=1 ./...
+
+e2e: build
+	@cd e2e && node --test --test-concurrency=1 tests/
+
+# Explore each fuzz target for FUZZTIME (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: build
+	@$(GO) run ./cmd/bench
+
+clean:
+	rm -rf $(BIN) e2e/output

@@ -1,0 +1,141 @@
+// Command gateway is Playbook Studio's gateway: the portal, sign-in, the
+// API and (later) the IDE proxy, in one process.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/playbookstudio/gateway/internal/auth"
+	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/metrics"
+	"github.com/playbookstudio/gateway/internal/server"
+	"github.com/playbookstudio/gateway/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the real main: everything it needs comes in as arguments, so
+// tests start whole gateways in-process and stop them by cancelling ctx.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+
+	store, err := newStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	secret := cfg.SessionSecret
+	if len(secret) == 0 {
+		// Sessions live in this process's memory anyway, so a key that dies
+		// with the process loses nothing.
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	}
+	m := metrics.New()
+	authn, err := auth.New(auth.Options{
+		Issuer:       cfg.OIDCIssuer,
+		ClientID:     cfg.OIDCClientID,
+		ClientSecret: cfg.OIDCClientSecret,
+		Scopes:       cfg.OIDCScopes,
+		PublicURL:    cfg.PublicURL,
+		Mapping: auth.ClaimMapping{
+			TenantClaim:   cfg.OIDCTenantClaim,
+			DefaultTenant: cfg.OIDCDefaultTenant,
+			RolesClaim:    cfg.OIDCRolesClaim,
+			RoleMap:       cfg.OIDCRoleMap,
+			DefaultRoles:  cfg.OIDCDefaultRoles,
+		},
+		SessionMaxAge: cfg.SessionMaxAge,
+		CrossSite:     cfg.CookieCrossSite,
+		Secret:        secret,
+		OnSignIn: func(ctx context.Context, id *auth.Identity, result string) {
+			m.SignIns.WithLabelValues(result).Inc()
+			if id != nil {
+				log.InfoContext(ctx, "signed in", "user", id.ID, "tenant", id.Tenant, "roles", id.Roles)
+			}
+		},
+	}, store, log)
+	if err != nil {
+		return err
+	}
+	files, err := web.Static()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// No WriteTimeout: IDE WebSockets and streamed model answers are
+		// long-lived by design; handlers bound their own work.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "portal", cfg.PublicURL.String(),
+		"ide_hosts", cfg.IDEURLTemplate, "issuer", cfg.OIDCIssuer, "store", store.Name(), "runtime", cfg.WorkspaceRuntime)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newStore(cfg *config.Config) (kv.Store, error) {
+	if cfg.RedisURL == "" {
+		return kv.NewMemory(nil), nil
+	}
+	return kv.NewRedis(cfg.RedisURL, "pbs:")
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}

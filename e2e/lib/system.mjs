@@ -1,0 +1,112 @@
+// Starts the whole system for a browser test: the real dev OpenID provider
+// and the real gateway (binaries built by `make build`), each on a free
+// loopback port, and stops them (by PID) afterwards.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const outputDir = join(root, 'e2e', 'output');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url, ms) {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+      last = `status ${res.status}: ${await res.text()}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} not ready: ${last}`);
+}
+
+function start(name, bin, args, env) {
+  const child = spawn(join(root, 'bin', bin), args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = [];
+  const keep = (chunk) => {
+    log.push(chunk.toString());
+    if (log.length > 400) log.shift();
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', (code, signal) => {
+    if (code !== null && code !== 0) log.push(`${name} exited with ${code}\n`);
+    if (signal && signal !== 'SIGTERM') log.push(`${name} killed by ${signal}\n`);
+  });
+  return { name, child, log };
+}
+
+async function stop(proc) {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  const exited = new Promise((r) => proc.child.once('exit', r));
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// startSystem returns { portal, issuer, stop(), logs() }.
+export async function startSystem() {
+  const gwPort = await freePort();
+  const idpPort = await freePort();
+  const portal = `http://localhost:${gwPort}`;
+  const issuer = `http://localhost:${idpPort}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'pbs-e2e-'));
+  const secret = `e2e-secret-${idpPort}`;
+  const idp = start('devidp', 'devidp', [], {
+    DEVIDP_ADDR: `127.0.0.1:${idpPort}`,
+    DEVIDP_ISSUER: issuer,
+    DEVIDP_CLIENT_SECRET: secret,
+    DEVIDP_REDIRECT_URIS: `${portal}/auth/callback`,
+    DEVIDP_POST_LOGOUT_REDIRECT_URIS: `${portal}/`,
+  });
+  const gw = start('gateway', 'gateway', [], {
+    LISTEN_ADDR: `127.0.0.1:${gwPort}`,
+    PUBLIC_URL: portal,
+    IDE_URL_TEMPLATE: `http://{session}.ide.localhost:${gwPort}`,
+    OIDC_ISSUER: issuer,
+    OIDC_CLIENT_SECRET: secret,
+    DATA_DIR: dataDir,
+    REDIS_URL: '',
+  });
+  const procs = [gw, idp];
+  const logs = () => procs.map((p) => `--- ${p.name}\n${p.log.join('')}`).join('\n');
+  try {
+    await waitFor(`${issuer}/healthz`, 15000);
+    await waitFor(`http://127.0.0.1:${gwPort}/readyz`, 15000);
+  } catch (err) {
+    for (const p of procs) await stop(p);
+    throw new Error(`${err.message}\n${logs()}`);
+  }
+  mkdirSync(outputDir, { recursive: true });
+  return {
+    portal,
+    issuer,
+    logs,
+    async stop() {
+      for (const p of procs) await stop(p);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

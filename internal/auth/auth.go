@@ -1,0 +1,436 @@
+// Package auth signs users in with any standard OpenID provider
+// (authorization code + PKCE S256, state and nonce in a short-lived
+// encrypted cookie), keeps the portal session server-side behind an
+// HttpOnly cookie, and maps ID token claims to an Identity with roles.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/kv"
+)
+
+// Options configure sign-in. Every field but HTTPClient and Now is required.
+type Options struct {
+	Issuer        string
+	ClientID      string
+	ClientSecret  string
+	Scopes        []string
+	PublicURL     *url.URL
+	Mapping       ClaimMapping
+	SessionMaxAge time.Duration
+	// CrossSite sets cookies SameSite=None; Secure; Partitioned so the
+	// portal works framed by an outer portal on another site.
+	CrossSite bool
+	// Secret keys the encrypted sign-in cookie (32+ bytes).
+	Secret     []byte
+	HTTPClient *http.Client // talks to the provider; default: 10 s timeout
+	Now        func() time.Time
+	// OnSignIn is told of every finished sign-in attempt (metrics, audit).
+	OnSignIn func(ctx context.Context, id *Identity, reason string)
+}
+
+// Auth is the sign-in service.
+type Auth struct {
+	opts   Options
+	store  kv.Store
+	log    *slog.Logger
+	sealer *Sealer
+
+	mu       sync.Mutex
+	provider *provider // discovered lazily: the provider may start after us
+}
+
+type provider struct {
+	oidc       *oidc.Provider
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	endSession string
+}
+
+// Session is a signed-in portal session, kept server-side.
+type Session struct {
+	Identity  Identity  `json:"identity"`
+	CSRFToken string    `json:"csrf"`
+	IDToken   string    `json:"idToken"` // for the provider's logout hint; never sent to the browser
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+const (
+	loginCookiePrefix = "pbs_login_"
+	loginTTL          = 10 * time.Minute
+	sessionKeyPrefix  = "portal-session:"
+)
+
+// New validates opts and returns the service. It does not contact the
+// provider: discovery happens on first use and is retried until it works,
+// so the gateway can start before its provider does.
+func New(opts Options, store kv.Store, log *slog.Logger) (*Auth, error) {
+	var errs []error
+	if opts.Issuer == "" {
+		errs = append(errs, errors.New("auth: issuer is required"))
+	}
+	if opts.ClientID == "" {
+		errs = append(errs, errors.New("auth: client id is required"))
+	}
+	if opts.PublicURL == nil || opts.PublicURL.Host == "" {
+		errs = append(errs, errors.New("auth: public URL is required"))
+	}
+	if opts.SessionMaxAge <= 0 {
+		errs = append(errs, errors.New("auth: session max age must be positive"))
+	}
+	if store == nil || log == nil {
+		errs = append(errs, errors.New("auth: store and logger are required"))
+	}
+	if opts.CrossSite && opts.PublicURL != nil && opts.PublicURL.Scheme != "https" {
+		errs = append(errs, errors.New("auth: cross-site cookies need an https public URL"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.OnSignIn == nil {
+		opts.OnSignIn = func(context.Context, *Identity, string) {}
+	}
+	sealer, err := NewSealer(opts.Secret, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Auth{opts: opts, store: store, log: log, sealer: sealer}, nil
+}
+
+// Ready reports whether the provider's discovery document has been read
+// (reading it now if not), for /readyz.
+func (a *Auth) Ready(ctx context.Context) error {
+	_, err := a.discover(ctx)
+	return err
+}
+
+func (a *Auth) discover(ctx context.Context) (*provider, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.provider != nil {
+		return a.provider, nil
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, a.opts.HTTPClient), 5*time.Second)
+	defer cancel()
+	op, err := oidc.NewProvider(ctx, a.opts.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("OpenID provider %s: %w", a.opts.Issuer, err)
+	}
+	var extra struct {
+		EndSession string   `json:"end_session_endpoint"`
+		Methods    []string `json:"code_challenge_methods_supported"`
+	}
+	_ = op.Claims(&extra)
+	p := &provider{
+		oidc: op,
+		oauth: oauth2.Config{
+			ClientID:     a.opts.ClientID,
+			ClientSecret: a.opts.ClientSecret,
+			Endpoint:     op.Endpoint(),
+			RedirectURL:  a.url("/auth/callback"),
+			Scopes:       a.opts.Scopes,
+		},
+		verifier:   op.Verifier(&oidc.Config{ClientID: a.opts.ClientID, Now: a.opts.Now}),
+		endSession: extra.EndSession,
+	}
+	a.provider = p
+	a.log.Info("OpenID provider discovered", "issuer", a.opts.Issuer, "end_session", p.endSession != "", "pkce_methods", extra.Methods)
+	return p, nil
+}
+
+func (a *Auth) url(path string) string {
+	u := *a.opts.PublicURL
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	return u.String()
+}
+
+// flow is what the sign-in cookie carries between login and callback.
+type flow struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	ReturnTo string `json:"r"`
+}
+
+// Login sends the browser to the provider.
+func (a *Auth) Login(c echo.Context) error {
+	p, err := a.discover(c.Request().Context())
+	if err != nil {
+		return apierror.Wrap(http.StatusServiceUnavailable, "provider_unavailable",
+			"The sign-in provider does not answer. Try again in a moment.", err)
+	}
+	f := flow{
+		State:    randomToken(),
+		Nonce:    randomToken(),
+		Verifier: oauth2.GenerateVerifier(),
+		ReturnTo: SafeReturnTo(c.QueryParam("return_to")),
+	}
+	raw, _ := json.Marshal(f)
+	name := loginCookieName(f.State)
+	sealed, err := a.sealer.Seal(name, raw, loginTTL)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(a.cookie(name, sealed, "/auth/callback", loginTTL, http.SameSiteLaxMode))
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, p.oauth.AuthCodeURL(f.State,
+		oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier)))
+}
+
+// loginCookieName gives each sign-in attempt its own cookie, so two tabs
+// signing in at once do not overwrite each other's state.
+func loginCookieName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return loginCookiePrefix + hex.EncodeToString(sum[:6])
+}
+
+// Callback finishes sign-in: it checks state, trades the code (with the
+// PKCE verifier), verifies the ID token and its nonce, and starts a
+// session. Every refusal is a 400 or 401 naming the problem, logged
+// without codes or tokens.
+func (a *Auth) Callback(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.QueryParams()
+	fail := func(status int, code, reason, msg string, cause error) error {
+		a.opts.OnSignIn(ctx, nil, reason)
+		return apierror.Wrap(status, code, msg, fmt.Errorf("sign-in refused (%s): %w", reason, cause))
+	}
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		return fail(http.StatusBadRequest, "bad_request", "missing_state", "The sign-in response has no state. Start again from the sign-in page.", errors.New("no state"))
+	}
+	name := loginCookieName(state)
+	ck, err := c.Cookie(name)
+	if err != nil {
+		return fail(http.StatusBadRequest, "sign_in_expired", "no_flow_cookie", "This sign-in was not started here or took too long. Start again.", err)
+	}
+	c.SetCookie(a.cookie(name, "", "/auth/callback", -1, http.SameSiteLaxMode))
+	raw, err := a.sealer.Open(name, ck.Value)
+	var f flow
+	if err == nil {
+		err = json.Unmarshal(raw, &f)
+	}
+	if err != nil {
+		return fail(http.StatusBadRequest, "sign_in_expired", "bad_flow_cookie", "This sign-in was not started here or took too long. Start again.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(state), []byte(f.State)) != 1 {
+		return fail(http.StatusBadRequest, "state_mismatch", "state_mismatch", "The sign-in response does not belong to this sign-in. Start again.", errors.New("state mismatch"))
+	}
+	if e := q.Get("error"); e != "" {
+		return fail(http.StatusUnauthorized, "sign_in_refused", "provider_error",
+			"The sign-in provider refused the sign-in ("+safeWord(e)+").", errors.New("provider error "+safeWord(e)))
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 4096 {
+		return fail(http.StatusBadRequest, "bad_request", "missing_code", "The sign-in response has no code. Start again.", errors.New("no code"))
+	}
+	p, err := a.discover(ctx)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, "provider_unavailable", "provider_unavailable", "The sign-in provider does not answer. Try again in a moment.", err)
+	}
+	xctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, a.opts.HTTPClient), 10*time.Second)
+	defer cancel()
+	tok, err := p.oauth.Exchange(xctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		return fail(http.StatusUnauthorized, "sign_in_failed", "code_exchange", "The sign-in provider did not accept this sign-in. Start again.", exchangeError(err))
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return fail(http.StatusUnauthorized, "sign_in_failed", "no_id_token", "The sign-in provider returned no ID token.", errors.New("token response without id_token"))
+	}
+	idt, err := p.verifier.Verify(xctx, rawID)
+	if err != nil {
+		return fail(http.StatusUnauthorized, "sign_in_failed", "id_token_invalid", "The sign-in provider's ID token could not be verified.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
+		return fail(http.StatusUnauthorized, "sign_in_failed", "nonce_mismatch", "The ID token does not belong to this sign-in. Start again.", errors.New("nonce mismatch"))
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return fail(http.StatusUnauthorized, "sign_in_failed", "claims", "The ID token's claims could not be read.", err)
+	}
+	id, err := a.opts.Mapping.IdentityFromClaims(claims)
+	if err != nil {
+		status, code := http.StatusUnauthorized, "sign_in_failed"
+		if errors.Is(err, ErrNoRoles) {
+			status, code = http.StatusForbidden, "no_roles"
+		}
+		msg := err.Error()
+		return fail(status, code, "claims", strings.ToUpper(msg[:1])+msg[1:]+".", err)
+	}
+	if err := a.startSession(c, id, rawID); err != nil {
+		return fail(http.StatusServiceUnavailable, "unavailable", "session_store", "Your sign-in could not be stored. Try again in a moment.", err)
+	}
+	a.opts.OnSignIn(ctx, &id, "ok")
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, f.ReturnTo)
+}
+
+// exchangeError keeps the provider's error code but drops its response
+// body, which may echo request parameters.
+func exchangeError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return fmt.Errorf("token endpoint answered %d %s", re.Response.StatusCode, safeWord(re.ErrorCode))
+	}
+	return err
+}
+
+// safeWord keeps an OAuth error code printable and short for messages.
+func safeWord(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string) error {
+	now := a.opts.Now()
+	token := randomToken()
+	s := Session{
+		Identity:  id,
+		CSRFToken: randomToken(),
+		IDToken:   rawIDToken,
+		CreatedAt: now.UTC(),
+		ExpiresAt: now.Add(a.opts.SessionMaxAge).UTC(),
+	}
+	raw, _ := json.Marshal(s)
+	if err := a.store.Set(c.Request().Context(), sessionKey(token), raw, a.opts.SessionMaxAge); err != nil {
+		return err
+	}
+	c.SetCookie(a.cookie(a.SessionCookieName(), token, "/", a.opts.SessionMaxAge, http.SameSiteLaxMode))
+	return nil
+}
+
+// sessionKey stores sessions under a hash of the cookie, so whoever reads
+// the store (a Redis dump) cannot replay live cookies from it.
+func sessionKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return sessionKeyPrefix + hex.EncodeToString(sum[:])
+}
+
+// SessionCookieName is __Host-pbs_session on https (bound to this exact
+// host, path /, Secure) and pbs_session on plain-http local runs.
+func (a *Auth) SessionCookieName() string {
+	if a.opts.PublicURL.Scheme == "https" {
+		return "__Host-pbs_session"
+	}
+	return "pbs_session"
+}
+
+// ErrNoSession means the request carries no live portal session.
+var ErrNoSession = errors.New("auth: no session")
+
+// SessionFrom returns the live session named by the request's cookie.
+// ErrNoSession covers a missing, unknown or expired cookie; any other error
+// means the store itself failed.
+func (a *Auth) SessionFrom(r *http.Request) (*Session, error) {
+	ck, err := r.Cookie(a.SessionCookieName())
+	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
+		return nil, ErrNoSession
+	}
+	raw, err := a.store.Get(r.Context(), sessionKey(ck.Value))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s Session
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("auth: stored session unreadable: %w", err)
+	}
+	if !a.opts.Now().Before(s.ExpiresAt) {
+		return nil, ErrNoSession
+	}
+	return &s, nil
+}
+
+// Logout ends the portal session and, when the provider offers one, sends
+// the browser on to its end-session endpoint. The route must sit behind the
+// CSRF check: a cross-site form must not be able to sign users out.
+func (a *Auth) Logout(c echo.Context) error {
+	r := c.Request()
+	target := a.url("/")
+	if s, err := a.SessionFrom(r); err == nil {
+		ck, _ := r.Cookie(a.SessionCookieName())
+		if err := a.store.Delete(r.Context(), sessionKey(ck.Value)); err != nil {
+			return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-out could not be completed. Try again in a moment.", err)
+		}
+		if p, err := a.discover(r.Context()); err == nil && p.endSession != "" {
+			if u, err := url.Parse(p.endSession); err == nil {
+				q := u.Query()
+				q.Set("id_token_hint", s.IDToken)
+				q.Set("client_id", a.opts.ClientID)
+				q.Set("post_logout_redirect_uri", a.url("/"))
+				u.RawQuery = q.Encode()
+				target = u.String()
+			}
+		}
+		a.log.InfoContext(r.Context(), "signed out", "user", s.Identity.ID)
+	}
+	c.SetCookie(a.cookie(a.SessionCookieName(), "", "/", -1, http.SameSiteLaxMode))
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+func (a *Auth) cookie(name, value, path string, maxAge time.Duration, same http.SameSite) *http.Cookie {
+	ck := &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     path,
+		HttpOnly: true,
+		Secure:   a.opts.PublicURL.Scheme == "https",
+		SameSite: same,
+	}
+	if a.opts.CrossSite {
+		ck.SameSite = http.SameSiteNoneMode
+		ck.Secure = true
+		ck.Partitioned = true
+	}
+	switch {
+	case maxAge < 0:
+		ck.MaxAge = -1
+	case maxAge > 0:
+		ck.MaxAge = int(maxAge / time.Second)
+	}
+	return ck
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux (Go 1.24+ panics instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

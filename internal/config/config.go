@@ -1,0 +1,377 @@
+// Package config reads the gateway's one typed Config from flags and the
+// environment and validates it once, at start, with errors that name the
+// setting at fault.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the gateway can be told. Field comments name the
+// environment variable; every variable has a flag of the same name in
+// lower case with dashes (OIDC_ISSUER → -oidc-issuer).
+type Config struct {
+	ListenAddr string   // LISTEN_ADDR: where the gateway listens
+	PublicURL  *url.URL // PUBLIC_URL: the portal's external URL
+	// IDEURLTemplate is IDE_URL_TEMPLATE, e.g. http://{session}.ide.localhost:8080.
+	IDEURLTemplate string
+	IDEHost        HostPattern // derived from IDEURLTemplate
+
+	OIDCIssuer        string              // OIDC_ISSUER
+	OIDCClientID      string              // OIDC_CLIENT_ID
+	OIDCClientSecret  string              // OIDC_CLIENT_SECRET (never logged)
+	OIDCScopes        []string            // OIDC_SCOPES
+	OIDCTenantClaim   string              // OIDC_TENANT_CLAIM: claim path; empty means one tenant
+	OIDCDefaultTenant string              // OIDC_DEFAULT_TENANT
+	OIDCRolesClaim    string              // OIDC_ROLES_CLAIM: claim path, dots for nesting
+	OIDCRoleMap       map[string][]string // OIDC_ROLE_MAP: provider role → our roles
+	OIDCDefaultRoles  []string            // OIDC_DEFAULT_ROLES: roles every signed-in user has
+	SessionMaxAge     time.Duration       // SESSION_MAX_AGE: portal session lifetime
+	SessionSecret     []byte              // SESSION_SECRET: key material for encrypted cookies
+	CookieCrossSite   bool                // COOKIE_CROSS_SITE: SameSite=None; Secure; Partitioned
+
+	RedisURL string // REDIS_URL: unset keeps shared state in memory
+	DataDir  string // DATA_DIR
+
+	WorkspaceRuntime     string        // WORKSPACE_RUNTIME: local | docker
+	WorkspaceImage       string        // WORKSPACE_IMAGE
+	DockerHost           string        // DOCKER_HOST
+	WorkspaceIdleTimeout time.Duration // WORKSPACE_IDLE_TIMEOUT
+	MaxConcurrentSpawns  int           // MAX_CONCURRENT_SPAWNS
+	EditSessionTTL       time.Duration // EDIT_SESSION_TTL
+
+	AllowedFrameAncestors []string     // ALLOWED_FRAME_ANCESTORS: origins, space or comma separated
+	TrustedProxies        []*net.IPNet // TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
+	MetricsAllow          []*net.IPNet // METRICS_ALLOW: peers that may read /metrics
+
+	LLMBaseURL          string // LLM_BASE_URL
+	LLMAPIKey           string // LLM_API_KEY (never logged)
+	LLMModel            string // LLM_MODEL
+	LLMDailyTokenBudget int64  // LLM_DAILY_TOKEN_BUDGET
+	PlaybookLimit       int    // PLAYBOOK_LIMIT
+
+	LogLevel string // LOG_LEVEL: debug | info | warn | error
+}
+
+// Setting describes one configuration knob: its environment name, default
+// and meaning. The README's configuration table is checked against this
+// list by a test, so the two cannot drift apart.
+type Setting struct {
+	Env     string
+	Default string
+	Help    string
+}
+
+// Settings lists every setting in the order the README shows them.
+func Settings() []Setting {
+	return []Setting{
+		{"LISTEN_ADDR", "127.0.0.1:8080", "address the gateway listens on"},
+		{"PUBLIC_URL", "http://localhost:8080", "the portal's external URL (scheme, host, port)"},
+		{"IDE_URL_TEMPLATE", "http://{session}.ide.localhost:8080", "external URL of an IDE host; {session} is replaced by the edit session id"},
+		{"OIDC_ISSUER", "http://localhost:8081", "the OpenID provider's issuer URL"},
+		{"OIDC_CLIENT_ID", "playbook-studio", "the client id registered at the provider"},
+		{"OIDC_CLIENT_SECRET", "dev-secret", "the client secret (never logged)"},
+		{"OIDC_SCOPES", "openid profile email", "scopes asked for at sign-in"},
+		{"OIDC_TENANT_CLAIM", "", "claim holding the tenant (e.g. tid for Entra ID); empty: everyone is in OIDC_DEFAULT_TENANT"},
+		{"OIDC_DEFAULT_TENANT", "default", "tenant used when OIDC_TENANT_CLAIM is empty"},
+		{"OIDC_ROLES_CLAIM", "roles", "claim holding the user's roles; dots reach into objects (realm_access.roles for Keycloak)"},
+		{"OIDC_ROLE_MAP", "author=author,automation=automation,admin=admin", "provider role → Playbook Studio role (author, automation, admin), comma separated"},
+		{"OIDC_DEFAULT_ROLES", "", "roles every signed-in user gets in addition to mapped ones"},
+		{"SESSION_MAX_AGE", "8h", "how long a portal sign-in lasts"},
+		{"SESSION_SECRET", "", "32+ bytes (hex or text) to encrypt sign-in cookies; required with REDIS_URL so replicas agree; empty: random at start"},
+		{"COOKIE_CROSS_SITE", "false", "set cookies SameSite=None; Secure; Partitioned for an outer portal on another site (needs https)"},
+		{"REDIS_URL", "", "Redis for sessions, locks and counters (redis://host:6379/0); empty: in memory"},
+		{"DATA_DIR", "./data", "where the gateway keeps its database and local workspaces"},
+		{"WORKSPACE_RUNTIME", "local", "local (code-server processes) or docker"},
+		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
+		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
+		{"WORKSPACE_IDLE_TIMEOUT", "30m", "idle time before a workspace is stopped"},
+		{"MAX_CONCURRENT_SPAWNS", "4", "workspace starts at once; more get 429"},
+		{"EDIT_SESSION_TTL", "2m", "how long an edit session lives without heartbeats"},
+		{"ALLOWED_FRAME_ANCESTORS", "", "origins (space or comma separated) that may frame the portal and the IDE, besides the portal"},
+		{"TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For is trusted; empty: none"},
+		{"METRICS_ALLOW", "127.0.0.0/8,::1/128", "CIDRs of peers (direct, not forwarded) that may read /metrics"},
+		{"LLM_BASE_URL", "", "OpenAI-compatible model provider base URL; empty: no model"},
+		{"LLM_API_KEY", "", "the model provider's key (never logged, never sent to a workspace)"},
+		{"LLM_MODEL", "", "the model name"},
+		{"LLM_DAILY_TOKEN_BUDGET", "8000000", "AI tokens per tenant per UTC day"},
+		{"PLAYBOOK_LIMIT", "100", "playbooks per tenant"},
+		{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	}
+}
+
+// Load parses args (flags) over getenv (environment) over the defaults and
+// validates the result. Flags win over the environment.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := make(map[string]*string, len(Settings()))
+	for _, s := range Settings() {
+		def := s.Default
+		if v := getenv(s.Env); v != "" {
+			def = v
+		}
+		values[s.Env] = fs.String(flagName(s.Env), def, s.Help+" ($"+s.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	get := func(env string) string { return strings.TrimSpace(*values[env]) }
+	return parse(get)
+}
+
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(env), "_", "-")
+}
+
+// parse turns raw strings into a Config, collecting every problem so the
+// operator sees all of them at once rather than one per restart.
+func parse(get func(string) string) (*Config, error) {
+	var errs []error
+	bad := func(env string, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
+	}
+	c := &Config{
+		ListenAddr:        get("LISTEN_ADDR"),
+		IDEURLTemplate:    get("IDE_URL_TEMPLATE"),
+		OIDCIssuer:        get("OIDC_ISSUER"),
+		OIDCClientID:      get("OIDC_CLIENT_ID"),
+		OIDCClientSecret:  get("OIDC_CLIENT_SECRET"),
+		OIDCScopes:        strings.Fields(get("OIDC_SCOPES")),
+		OIDCTenantClaim:   get("OIDC_TENANT_CLAIM"),
+		OIDCDefaultTenant: get("OIDC_DEFAULT_TENANT"),
+		OIDCRolesClaim:    get("OIDC_ROLES_CLAIM"),
+		RedisURL:          get("REDIS_URL"),
+		DataDir:           get("DATA_DIR"),
+		WorkspaceRuntime:  get("WORKSPACE_RUNTIME"),
+		WorkspaceImage:    get("WORKSPACE_IMAGE"),
+		DockerHost:        get("DOCKER_HOST"),
+		LLMBaseURL:        get("LLM_BASE_URL"),
+		LLMAPIKey:         get("LLM_API_KEY"),
+		LLMModel:          get("LLM_MODEL"),
+		LogLevel:          strings.ToLower(get("LOG_LEVEL")),
+	}
+
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		bad("LISTEN_ADDR", "want host:port, got %q", c.ListenAddr)
+	}
+	if u, err := parseOrigin(get("PUBLIC_URL")); err != nil {
+		bad("PUBLIC_URL", "%v", err)
+	} else {
+		c.PublicURL = u
+	}
+	if hp, err := ParseHostPattern(c.IDEURLTemplate); err != nil {
+		bad("IDE_URL_TEMPLATE", "%v", err)
+	} else {
+		c.IDEHost = hp
+		if c.PublicURL != nil && hp.Matches(c.PublicURL.Host) {
+			bad("IDE_URL_TEMPLATE", "IDE hosts must not include the portal host %q: the IDE needs an origin of its own", c.PublicURL.Host)
+		}
+	}
+
+	if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("OIDC_ISSUER", "want an absolute http(s) URL, got %q", c.OIDCIssuer)
+	}
+	if c.OIDCClientID == "" {
+		bad("OIDC_CLIENT_ID", "must be set")
+	}
+	if !contains(c.OIDCScopes, "openid") {
+		bad("OIDC_SCOPES", "must include openid, got %q", get("OIDC_SCOPES"))
+	}
+	if c.OIDCTenantClaim == "" && c.OIDCDefaultTenant == "" {
+		bad("OIDC_DEFAULT_TENANT", "must be set when OIDC_TENANT_CLAIM is empty")
+	}
+	if c.OIDCRolesClaim == "" && get("OIDC_DEFAULT_ROLES") == "" {
+		bad("OIDC_ROLES_CLAIM", "set it, or give everyone roles with OIDC_DEFAULT_ROLES")
+	}
+	if m, err := parseRoleMap(get("OIDC_ROLE_MAP")); err != nil {
+		bad("OIDC_ROLE_MAP", "%v", err)
+	} else {
+		c.OIDCRoleMap = m
+	}
+	for _, r := range splitList(get("OIDC_DEFAULT_ROLES")) {
+		if !IsRole(r) {
+			bad("OIDC_DEFAULT_ROLES", "unknown role %q (want author, automation or admin)", r)
+		}
+		c.OIDCDefaultRoles = append(c.OIDCDefaultRoles, r)
+	}
+
+	c.SessionMaxAge = duration(get, "SESSION_MAX_AGE", time.Minute, 30*24*time.Hour, bad)
+	c.EditSessionTTL = duration(get, "EDIT_SESSION_TTL", 10*time.Second, 24*time.Hour, bad)
+	c.WorkspaceIdleTimeout = duration(get, "WORKSPACE_IDLE_TIMEOUT", time.Minute, 7*24*time.Hour, bad)
+	c.MaxConcurrentSpawns = int(integer(get, "MAX_CONCURRENT_SPAWNS", 1, 1000, bad))
+	c.PlaybookLimit = int(integer(get, "PLAYBOOK_LIMIT", 1, 1_000_000, bad))
+	c.LLMDailyTokenBudget = integer(get, "LLM_DAILY_TOKEN_BUDGET", 0, 1<<50, bad)
+
+	if s := get("SESSION_SECRET"); s != "" {
+		if len(s) < 32 {
+			bad("SESSION_SECRET", "must be at least 32 bytes, got %d", len(s))
+		}
+		c.SessionSecret = []byte(s)
+	} else if c.RedisURL != "" {
+		bad("SESSION_SECRET", "must be set when REDIS_URL is set, so every replica can read the sign-in cookies")
+	}
+	switch v := strings.ToLower(get("COOKIE_CROSS_SITE")); v {
+	case "", "false", "0", "no":
+	case "true", "1", "yes":
+		c.CookieCrossSite = true
+		if c.PublicURL != nil && c.PublicURL.Scheme != "https" {
+			bad("COOKIE_CROSS_SITE", "needs an https PUBLIC_URL: browsers drop SameSite=None cookies that are not Secure")
+		}
+	default:
+		bad("COOKIE_CROSS_SITE", "want true or false, got %q", v)
+	}
+
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("REDIS_URL", "want redis://, rediss:// or unix:// URL")
+		}
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", "must be set")
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	switch c.WorkspaceRuntime {
+	case "local", "docker":
+	default:
+		bad("WORKSPACE_RUNTIME", "want local or docker, got %q", c.WorkspaceRuntime)
+	}
+	if c.WorkspaceRuntime == "docker" && c.WorkspaceImage == "" {
+		bad("WORKSPACE_IMAGE", "must be set for the docker runtime")
+	}
+
+	for _, o := range splitList(get("ALLOWED_FRAME_ANCESTORS")) {
+		u, err := parseOrigin(o)
+		if err != nil || u.Path != "" {
+			bad("ALLOWED_FRAME_ANCESTORS", "want origins like https://portal.example.com, got %q", o)
+			continue
+		}
+		c.AllowedFrameAncestors = append(c.AllowedFrameAncestors, u.Scheme+"://"+u.Host)
+	}
+	c.TrustedProxies = cidrs(get, "TRUSTED_PROXIES", bad)
+	c.MetricsAllow = cidrs(get, "METRICS_ALLOW", bad)
+
+	if c.LLMBaseURL != "" {
+		if u, err := url.Parse(c.LLMBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("LLM_BASE_URL", "want an absolute http(s) URL")
+		}
+		if c.LLMModel == "" {
+			bad("LLM_MODEL", "must be set with LLM_BASE_URL")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Roles the product knows.
+const (
+	RoleAuthor     = "author"
+	RoleAutomation = "automation"
+	RoleAdmin      = "admin"
+)
+
+// IsRole reports whether r is one of the product's roles.
+func IsRole(r string) bool {
+	return r == RoleAuthor || r == RoleAutomation || r == RoleAdmin
+}
+
+func parseRoleMap(s string) (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, pair := range splitList(s) {
+		from, to, ok := strings.Cut(pair, "=")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || from == "" || to == "" {
+			return nil, fmt.Errorf("want provider-role=role pairs, got %q", pair)
+		}
+		if !IsRole(to) {
+			return nil, fmt.Errorf("unknown role %q in %q (want author, automation or admin)", to, pair)
+		}
+		m[from] = append(m[from], to)
+	}
+	return m, nil
+}
+
+// parseOrigin accepts an absolute http(s) URL with no query or fragment and
+// returns it with any trailing slash removed from the path.
+func parseOrigin(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("want an absolute http(s) URL, got %q", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("must have no query or fragment, got %q", s)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.Host = strings.ToLower(u.Host)
+	return u, nil
+}
+
+func duration(get func(string) string, env string, lo, hi time.Duration, bad func(string, string, ...any)) time.Duration {
+	d, err := time.ParseDuration(get(env))
+	if err != nil {
+		bad(env, "want a duration like 90s or 2m, got %q", get(env))
+		return 0
+	}
+	if d < lo || d > hi {
+		bad(env, "must be between %s and %s, got %s", lo, hi, d)
+	}
+	return d
+}
+
+func integer(get func(string) string, env string, lo, hi int64, bad func(string, string, ...any)) int64 {
+	n, err := strconv.ParseInt(get(env), 10, 64)
+	if err != nil {
+		bad(env, "want a whole number, got %q", get(env))
+		return 0
+	}
+	if n < lo || n > hi {
+		bad(env, "must be between %d and %d, got %d", lo, hi, n)
+	}
+	return n
+}
+
+func cidrs(get func(string) string, env string, bad func(string, string, ...any)) []*net.IPNet {
+	var out []*net.IPNet
+	for _, p := range splitList(get(env)) {
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			bad(env, "want CIDRs like 10.0.0.0/8, got %q", p)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// securityHeaders sets the headers every response of one host carries.
+// The CSP is built once per host at start; frame-ancestors names the
+// origins allowed to frame us (ALLOWED_FRAME_ANCESTORS), which replaces
+// X-Frame-Options (it cannot list more than one origin).
+func securityHeaders(csp string, hsts bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+			h.Set("Cross-Origin-Resource-Policy", "same-origin")
+			h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+			if hsts {
+				h.Set("Strict-Transport-Security", "max-age=31536000")
+			}
+			return next(c)
+		}
+	}
+}
+
+// portalCSP allows only the portal's own files, frames only IDE hosts,
+// and lets the sign-out form continue to the provider's end-session page
+// (Chromium applies form-action to the redirect after a form post).
+func portalCSP(ideFrameSource, issuerOrigin string, ancestors []string) string {
+	return strings.Join([]string{
+		"default-src 'self'",
+		"script-src 'self'",
+		"style-src 'self'",
+		"img-src 'self' data:",
+		"font-src 'self'",
+		"connect-src 'self'",
+		"frame-src " + ideFrameSource,
+		"frame-ancestors " + strings.Join(append([]string{"'self'"}, ancestors...), " "),
+		"form-action 'self' " + issuerOrigin,
+		"base-uri 'none'",
+		"object-src 'none'",
+	}, "; ")
+}
+
+// ideCSP is what the gateway itself says on IDE hosts: only the portal
+// and the configured outer portals may frame the IDE.
+func ideCSP(portalOrigin string, ancestors []string) string {
+	return "frame-ancestors " + strings.Join(append([]string{portalOrigin}, ancestors...), " ") + "; base-uri 'self'; object-src 'none'"
+}

@@ -1,0 +1,96 @@
+// Package server wires the gateway's HTTP surface with Echo. It is the only
+// package that knows routes (routes.go lists them all); each middleware
+// lives in a file of its own.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/playbookstudio/gateway/internal/auth"
+	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/metrics"
+)
+
+// Deps are what the server serves with.
+type Deps struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	Auth    *auth.Auth
+	KV      kv.Store
+	Metrics *metrics.Metrics
+	Web     fs.FS // the portal's static files (index.html, assets/…)
+}
+
+// Server answers on two kinds of host: the portal host (portal, /auth,
+// /api) and the IDE hosts of IDE_URL_TEMPLATE. They are two Echo instances
+// with their own routes and headers, so nothing registered for the portal
+// can ever answer on an IDE origin, or the other way round.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	portalHost string
+	portal     *echo.Echo
+	ide        *echo.Echo
+}
+
+// New validates deps and builds the routes.
+func New(d Deps) (*Server, error) {
+	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil {
+		return nil, errors.New("server: every dependency is required")
+	}
+	if _, err := fs.Stat(d.Web, "index.html"); err != nil {
+		return nil, fmt.Errorf("server: portal files lack index.html: %w", err)
+	}
+	s := &Server{
+		cfg:        d.Config,
+		log:        d.Log,
+		portalHost: strings.ToLower(d.Config.PublicURL.Host),
+		portal:     newEcho(d),
+		ide:        newEcho(d),
+	}
+	s.portalRoutes(d)
+	s.ideRoutes(d)
+	return s, nil
+}
+
+func newEcho(d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(discard{})
+	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	return e
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// ServeHTTP sends each request to the Echo of its host. Health checks
+// answer on any host, since probes rarely send the public host name; any
+// other unknown host is refused, which also blunts DNS rebinding.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := strings.ToLower(r.Host)
+	switch {
+	case host == s.portalHost:
+		s.portal.ServeHTTP(w, r)
+	case s.cfg.IDEHost.Matches(host):
+		s.ide.ServeHTTP(w, r)
+	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+		s.portal.ServeHTTP(w, r)
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprintf(w, "This gateway does not serve this host name. The portal is at %s\n", s.cfg.PublicURL)
+	}
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing need, on a fresh Debian 12
+# machine as root. Idempotent: it does nothing, quietly, when all is there.
+#   scripts/setup.sh run    what `make run` needs (Go modules)
+#   scripts/setup.sh test   plus Redis, Chromium and the browser tests' npm packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-test}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need_cmd() {
+	command -v "$1" >/dev/null 2>&1 || { say "$1 is required but not installed; $2"; exit 1; }
+}
+need_cmd go "install Go 1.26 (https://go.dev/doc/install)"
+
+# apt_install PKG... installs the Debian packages whose command is missing.
+apt_install() {
+	local missing=()
+	local pair cmd pkg
+	for pair in "$@"; do
+		cmd=${pair%%:*} pkg=${pair#*:}
+		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	say "installing Debian packages: ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Go modules: quiet and quick when the module cache has them.
+go mod download
+
+if [ "$what" = test ]; then
+	apt_install redis-server:redis-server chromium:chromium
+	need_cmd node "install Node.js 20 and npm"
+	# The browser tests' packages, reinstalled only when the lock file changes.
+	stamp=e2e/node_modules/.installed-lock
+	if [ ! -f "$stamp" ] || ! cmp -s e2e/package-lock.json "$stamp"; then
+		say "installing the browser tests' npm packages"
+		(cd e2e && npm ci --silent --no-audit --no-fund >/dev/null)
+		cp e2e/package-lock.json "$stamp"
+	fi
+fi
