@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing need, on a fresh Debian 12
 # machine as root. Idempotent: it does nothing, quietly, when all is there.
-#   scripts/setup.sh run    what `make run` needs (Go modules)
-#   scripts/setup.sh test   plus Redis, Chromium and the browser tests' npm packages
+#   scripts/setup.sh run    what `make run` needs (Go modules, code-server, the extension)
+#   scripts/setup.sh test   plus Redis, Chromium, Podman and the browser tests' npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-test}
@@ -33,9 +33,13 @@ apt_install() {
 # Go modules: quiet and quick when the module cache has them.
 go mod download
 
+# What every workspace runs: code-server (from npm) and the agent extension.
+need_cmd node "install Node.js 20 and npm"
+scripts/install-code-server.sh
+scripts/build-extension.sh
+
 if [ "$what" = test ]; then
-	apt_install redis-server:redis-server chromium:chromium
-	need_cmd node "install Node.js 20 and npm"
+	apt_install redis-server:redis-server chromium:chromium podman:podman runc:runc debootstrap:debootstrap
 	# The browser tests' packages, reinstalled only when the lock file changes.
 	stamp=e2e/node_modules/.installed-lock
 	if [ ! -f "$stamp" ] || ! cmp -s e2e/package-lock.json "$stamp"; then

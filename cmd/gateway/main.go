@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/server"
+	"github.com/playbookstudio/gateway/internal/workspace"
 	"github.com/playbookstudio/gateway/web"
 )
 
@@ -82,11 +84,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	workspaces, err := newWorkspaces(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer workspaces.Close()
+
 	files, err := web.Static()
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files})
+	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files, Workspaces: workspaces})
 	if err != nil {
 		return err
 	}
@@ -125,6 +133,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newWorkspaces builds the configured runtime and its manager, adopts the
+// workspaces still running from before a restart, and starts the culler.
+func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log *slog.Logger) (*workspace.Manager, error) {
+	var rt workspace.Runtime
+	switch cfg.WorkspaceRuntime {
+	case "local":
+		vsix := cfg.WorkspaceExtension
+		if vsix != "" {
+			if _, err := os.Stat(vsix); err != nil {
+				log.Warn("the agent extension is not built; workspaces start without it (make run builds it)", "path", vsix)
+				vsix = ""
+			}
+		}
+		local, err := workspace.NewLocal(workspace.LocalConfig{
+			CodeServer:    cfg.CodeServerBin,
+			Dir:           filepath.Join(cfg.DataDir, "workspaces"),
+			ExtensionVSIX: vsix,
+			Path:          os.Getenv("PATH"),
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+		rt = local
+	default:
+		return nil, fmt.Errorf("WORKSPACE_RUNTIME %q is not available in this build", cfg.WorkspaceRuntime)
+	}
+	m, err := workspace.NewManager(workspace.Config{
+		IdleTimeout:         cfg.WorkspaceIdleTimeout,
+		MaxConcurrentSpawns: cfg.MaxConcurrentSpawns,
+		ReadyTimeout:        cfg.WorkspaceReadyTimeout,
+		GatewayURL:          cfg.WorkspaceGatewayURL,
+	}, rt, store, log)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	if err := m.Reconcile(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.RunCuller(min(cfg.WorkspaceIdleTimeout/4, time.Minute))
+	return m, nil
 }
 
 func newStore(cfg *config.Config) (kv.Store, error) {

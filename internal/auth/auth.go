@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,10 +134,13 @@ func (a *Auth) Ready(ctx context.Context) error {
 
 func (a *Auth) discover(ctx context.Context) (*provider, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.provider != nil {
-		return a.provider, nil
+	p := a.provider
+	a.mu.Unlock()
+	if p != nil {
+		return p, nil
 	}
+	// The network call runs without the lock: while the provider is down,
+	// sign-ins and /readyz fail fast side by side instead of queueing.
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, a.opts.HTTPClient), 5*time.Second)
 	defer cancel()
 	op, err := oidc.NewProvider(ctx, a.opts.Issuer)
@@ -144,24 +148,39 @@ func (a *Auth) discover(ctx context.Context) (*provider, error) {
 		return nil, fmt.Errorf("OpenID provider %s: %w", a.opts.Issuer, err)
 	}
 	var extra struct {
-		EndSession string   `json:"end_session_endpoint"`
-		Methods    []string `json:"code_challenge_methods_supported"`
+		EndSession  string   `json:"end_session_endpoint"`
+		Methods     []string `json:"code_challenge_methods_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	_ = op.Claims(&extra)
-	p := &provider{
+	endpoint := op.Endpoint()
+	// Say how to send the client secret rather than let x/oauth2 guess:
+	// its guessing retries a refused exchange, sending the code twice.
+	switch {
+	case len(extra.AuthMethods) == 0 || slices.Contains(extra.AuthMethods, "client_secret_basic"):
+		endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	case slices.Contains(extra.AuthMethods, "client_secret_post"):
+		endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	p = &provider{
 		oidc: op,
 		oauth: oauth2.Config{
 			ClientID:     a.opts.ClientID,
 			ClientSecret: a.opts.ClientSecret,
-			Endpoint:     op.Endpoint(),
+			Endpoint:     endpoint,
 			RedirectURL:  a.url("/auth/callback"),
 			Scopes:       a.opts.Scopes,
 		},
 		verifier:   op.Verifier(&oidc.Config{ClientID: a.opts.ClientID, Now: a.opts.Now}),
 		endSession: extra.EndSession,
 	}
-	a.provider = p
-	a.log.Info("OpenID provider discovered", "issuer", a.opts.Issuer, "end_session", p.endSession != "", "pkce_methods", extra.Methods)
+	a.mu.Lock()
+	if a.provider == nil {
+		a.provider = p
+		a.log.Info("OpenID provider discovered", "issuer", a.opts.Issuer, "end_session", p.endSession != "", "pkce_methods", extra.Methods)
+	}
+	p = a.provider
+	a.mu.Unlock()
 	return p, nil
 }
 
@@ -317,6 +336,11 @@ func safeWord(s string) string {
 }
 
 func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string) error {
+	// Signing in again replaces the browser's previous session rather than
+	// leaving it valid until it expires.
+	if old, err := c.Cookie(a.SessionCookieName()); err == nil && old.Value != "" && len(old.Value) <= 128 {
+		_ = a.store.Delete(c.Request().Context(), sessionKey(old.Value))
+	}
 	now := a.opts.Now()
 	token := randomToken()
 	s := Session{

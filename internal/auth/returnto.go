@@ -24,9 +24,13 @@ func isSafeReturnTo(raw string) bool {
 	}
 	// Check the raw form and every decoding of it until it stops changing:
 	// a double-encoded "%252F%252F" must not survive a proxy that decodes.
+	// A value still changing after maxDecodes rounds is refused rather
+	// than left with its innermost decoding unchecked.
 	s := raw
-	for i := 0; i < 4; i++ {
-		if !safeShape(s) {
+	for i := 0; ; i++ {
+		// Unencoded spaces never come from a browser; encoded ones (a
+		// search for "a b") are harmless once decoded.
+		if !safeShape(s) || (i == 0 && strings.ContainsFunc(s, unicode.IsSpace)) {
 			return false
 		}
 		dec, err := url.PathUnescape(s)
@@ -35,6 +39,9 @@ func isSafeReturnTo(raw string) bool {
 		}
 		if dec == s {
 			break
+		}
+		if i == maxDecodes {
+			return false
 		}
 		s = dec
 	}
@@ -45,6 +52,9 @@ func isSafeReturnTo(raw string) bool {
 	return true
 }
 
+// maxDecodes is how many layers of percent-encoding a return path may have.
+const maxDecodes = 3
+
 func safeShape(s string) bool {
 	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
 		return false
@@ -53,7 +63,7 @@ func safeShape(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r == '\\' || unicode.IsControl(r) || unicode.IsSpace(r) || r == unicode.ReplacementChar {
+		if r == '\\' || unicode.IsControl(r) || (r != ' ' && unicode.IsSpace(r)) || r == unicode.ReplacementChar {
 			return false
 		}
 	}

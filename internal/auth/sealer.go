@@ -71,7 +71,10 @@ func (s *Sealer) Open(name, value string) ([]byte, error) {
 		return nil, ErrBadCookie
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil {
+	// The decoder skips CR and LF and ignores a last character's unused
+	// bits, so several strings decode to the same bytes; only the one Seal
+	// wrote is accepted, so that a changed cookie value never opens.
+	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != value {
 		return nil, ErrBadCookie
 	}
 	ns := s.aead.NonceSize()

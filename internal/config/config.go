@@ -42,12 +42,16 @@ type Config struct {
 	RedisURL string // REDIS_URL: unset keeps shared state in memory
 	DataDir  string // DATA_DIR
 
-	WorkspaceRuntime     string        // WORKSPACE_RUNTIME: local | docker
-	WorkspaceImage       string        // WORKSPACE_IMAGE
-	DockerHost           string        // DOCKER_HOST
-	WorkspaceIdleTimeout time.Duration // WORKSPACE_IDLE_TIMEOUT
-	MaxConcurrentSpawns  int           // MAX_CONCURRENT_SPAWNS
-	EditSessionTTL       time.Duration // EDIT_SESSION_TTL
+	WorkspaceRuntime      string        // WORKSPACE_RUNTIME: local | docker
+	CodeServerBin         string        // CODE_SERVER_BIN: code-server for the local runtime
+	WorkspaceExtension    string        // WORKSPACE_EXTENSION: .vsix preinstalled in local workspaces
+	WorkspaceGatewayURL   string        // WORKSPACE_GATEWAY_URL: the gateway as workspaces reach it
+	WorkspaceReadyTimeout time.Duration // WORKSPACE_READY_TIMEOUT
+	WorkspaceImage        string        // WORKSPACE_IMAGE
+	DockerHost            string        // DOCKER_HOST
+	WorkspaceIdleTimeout  time.Duration // WORKSPACE_IDLE_TIMEOUT
+	MaxConcurrentSpawns   int           // MAX_CONCURRENT_SPAWNS
+	EditSessionTTL        time.Duration // EDIT_SESSION_TTL
 
 	AllowedFrameAncestors []string     // ALLOWED_FRAME_ANCESTORS: origins, space or comma separated
 	TrustedProxies        []*net.IPNet // TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
@@ -92,6 +96,10 @@ func Settings() []Setting {
 		{"REDIS_URL", "", "Redis for sessions, locks and counters (redis://host:6379/0); empty: in memory"},
 		{"DATA_DIR", "./data", "where the gateway keeps its database and local workspaces"},
 		{"WORKSPACE_RUNTIME", "local", "local (code-server processes) or docker"},
+		{"CODE_SERVER_BIN", ".cache/code-server/node_modules/.bin/code-server", "code-server for the local runtime (make run installs it there)"},
+		{"WORKSPACE_EXTENSION", ".cache/playbook-agent.vsix", "the agent extension preinstalled in local workspaces (make run builds it); empty: none"},
+		{"WORKSPACE_GATEWAY_URL", "", "the gateway as workspaces reach it (PLAYBOOK_GATEWAY_URL inside them); empty: PUBLIC_URL"},
+		{"WORKSPACE_READY_TIMEOUT", "60s", "how long a workspace may take to become ready before it counts as failed"},
 		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
 		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
 		{"WORKSPACE_IDLE_TIMEOUT", "30m", "idle time before a workspace is stopped"},
@@ -144,24 +152,27 @@ func parse(get func(string) string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
 	}
 	c := &Config{
-		ListenAddr:        get("LISTEN_ADDR"),
-		IDEURLTemplate:    get("IDE_URL_TEMPLATE"),
-		OIDCIssuer:        get("OIDC_ISSUER"),
-		OIDCClientID:      get("OIDC_CLIENT_ID"),
-		OIDCClientSecret:  get("OIDC_CLIENT_SECRET"),
-		OIDCScopes:        strings.Fields(get("OIDC_SCOPES")),
-		OIDCTenantClaim:   get("OIDC_TENANT_CLAIM"),
-		OIDCDefaultTenant: get("OIDC_DEFAULT_TENANT"),
-		OIDCRolesClaim:    get("OIDC_ROLES_CLAIM"),
-		RedisURL:          get("REDIS_URL"),
-		DataDir:           get("DATA_DIR"),
-		WorkspaceRuntime:  get("WORKSPACE_RUNTIME"),
-		WorkspaceImage:    get("WORKSPACE_IMAGE"),
-		DockerHost:        get("DOCKER_HOST"),
-		LLMBaseURL:        get("LLM_BASE_URL"),
-		LLMAPIKey:         get("LLM_API_KEY"),
-		LLMModel:          get("LLM_MODEL"),
-		LogLevel:          strings.ToLower(get("LOG_LEVEL")),
+		ListenAddr:          get("LISTEN_ADDR"),
+		IDEURLTemplate:      get("IDE_URL_TEMPLATE"),
+		OIDCIssuer:          get("OIDC_ISSUER"),
+		OIDCClientID:        get("OIDC_CLIENT_ID"),
+		OIDCClientSecret:    get("OIDC_CLIENT_SECRET"),
+		OIDCScopes:          strings.Fields(get("OIDC_SCOPES")),
+		OIDCTenantClaim:     get("OIDC_TENANT_CLAIM"),
+		OIDCDefaultTenant:   get("OIDC_DEFAULT_TENANT"),
+		OIDCRolesClaim:      get("OIDC_ROLES_CLAIM"),
+		RedisURL:            get("REDIS_URL"),
+		DataDir:             get("DATA_DIR"),
+		WorkspaceRuntime:    get("WORKSPACE_RUNTIME"),
+		CodeServerBin:       get("CODE_SERVER_BIN"),
+		WorkspaceExtension:  get("WORKSPACE_EXTENSION"),
+		WorkspaceGatewayURL: get("WORKSPACE_GATEWAY_URL"),
+		WorkspaceImage:      get("WORKSPACE_IMAGE"),
+		DockerHost:          get("DOCKER_HOST"),
+		LLMBaseURL:          get("LLM_BASE_URL"),
+		LLMAPIKey:           get("LLM_API_KEY"),
+		LLMModel:            get("LLM_MODEL"),
+		LogLevel:            strings.ToLower(get("LOG_LEVEL")),
 	}
 
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
@@ -211,6 +222,7 @@ func parse(get func(string) string) (*Config, error) {
 	c.SessionMaxAge = duration(get, "SESSION_MAX_AGE", time.Minute, 30*24*time.Hour, bad)
 	c.EditSessionTTL = duration(get, "EDIT_SESSION_TTL", 10*time.Second, 24*time.Hour, bad)
 	c.WorkspaceIdleTimeout = duration(get, "WORKSPACE_IDLE_TIMEOUT", time.Minute, 7*24*time.Hour, bad)
+	c.WorkspaceReadyTimeout = duration(get, "WORKSPACE_READY_TIMEOUT", time.Second, 30*time.Minute, bad)
 	c.MaxConcurrentSpawns = int(integer(get, "MAX_CONCURRENT_SPAWNS", 1, 1000, bad))
 	c.PlaybookLimit = int(integer(get, "PLAYBOOK_LIMIT", 1, 1_000_000, bad))
 	c.LLMDailyTokenBudget = integer(get, "LLM_DAILY_TOKEN_BUDGET", 0, 1<<50, bad)
@@ -239,6 +251,13 @@ func parse(get func(string) string) (*Config, error) {
 			bad("REDIS_URL", "want redis://, rediss:// or unix:// URL")
 		}
 	}
+	for _, p := range []*string{&c.CodeServerBin, &c.WorkspaceExtension} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	if c.DataDir == "" {
 		bad("DATA_DIR", "must be set")
 	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
@@ -248,6 +267,16 @@ func parse(get func(string) string) (*Config, error) {
 	case "local", "docker":
 	default:
 		bad("WORKSPACE_RUNTIME", "want local or docker, got %q", c.WorkspaceRuntime)
+	}
+	if c.WorkspaceRuntime == "local" && c.CodeServerBin == "" {
+		bad("CODE_SERVER_BIN", "must be set for the local runtime")
+	}
+	if c.WorkspaceGatewayURL == "" {
+		if c.PublicURL != nil {
+			c.WorkspaceGatewayURL = c.PublicURL.String()
+		}
+	} else if u, err := url.Parse(c.WorkspaceGatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("WORKSPACE_GATEWAY_URL", "want an absolute http(s) URL, got %q", c.WorkspaceGatewayURL)
 	}
 	if c.WorkspaceRuntime == "docker" && c.WorkspaceImage == "" {
 		bad("WORKSPACE_IMAGE", "must be set for the docker runtime")
@@ -322,8 +351,20 @@ func parseOrigin(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("must have no query or fragment, got %q", s)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	u.Host = strings.ToLower(u.Host)
+	if u.Path != "" {
+		return nil, fmt.Errorf("must be an origin with no path (the gateway serves from /), got %q", s)
+	}
+	u.Host = stripDefaultPort(u.Scheme, strings.ToLower(u.Host))
 	return u, nil
+}
+
+// stripDefaultPort drops :80 from http and :443 from https hosts, since
+// browsers leave them out of the Host header they send.
+func stripDefaultPort(scheme, host string) string {
+	if (scheme == "http" && strings.HasSuffix(host, ":80")) || (scheme == "https" && strings.HasSuffix(host, ":443")) {
+		return host[:strings.LastIndexByte(host, ':')]
+	}
+	return host
 }
 
 func duration(get func(string) string, env string, lo, hi time.Duration, bad func(string, string, ...any)) time.Duration {

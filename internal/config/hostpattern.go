@@ -35,13 +35,19 @@ func ParseHostPattern(template string) (HostPattern, error) {
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return HostPattern{}, fmt.Errorf("%s must sit in the host, with no path or query, got %q", placeholder, template)
 	}
-	rest := strings.TrimPrefix(template, u.Scheme+"://")
-	rest = strings.TrimSuffix(rest, "/")
+	// With a host present the template reads scheme://…, whatever the
+	// scheme's case; what follows must be the host alone. url.Parse keeps a
+	// lone "?" or a "#fragment" out of Path and RawQuery, so look for them
+	// here, or they would end up in every IDE host name.
+	rest := strings.TrimSuffix(template[len(u.Scheme)+len("://"):], "/")
+	if strings.ContainsAny(rest, "/?#@\\") {
+		return HostPattern{}, fmt.Errorf("%s must sit in the host, with no path, query or fragment, got %q", placeholder, template)
+	}
 	prefix, suffix, _ := strings.Cut(rest, placeholder)
 	if strings.Contains(prefix, ".") || !strings.HasPrefix(suffix, ".") {
 		return HostPattern{}, fmt.Errorf("%s must be part of the first label of the host, followed by a domain, got %q", placeholder, template)
 	}
-	return HostPattern{Scheme: u.Scheme, prefix: strings.ToLower(prefix), suffix: strings.ToLower(suffix)}, nil
+	return HostPattern{Scheme: u.Scheme, prefix: strings.ToLower(prefix), suffix: stripDefaultPort(u.Scheme, strings.ToLower(suffix))}, nil
 }
 
 // Session returns the session id named by host and whether host is an IDE

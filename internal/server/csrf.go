@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"errors"
+	"mime"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -21,7 +22,7 @@ func csrfToken(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		got := c.Request().Header.Get("X-CSRF-Token")
-		if got == "" && c.Request().Header.Get(echo.HeaderContentType) == echo.MIMEApplicationForm {
+		if got == "" && isURLEncodedForm(c.Request().Header.Get(echo.HeaderContentType)) {
 			got = c.FormValue("csrf_token")
 		}
 		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRFToken)) != 1 {
@@ -29,4 +30,11 @@ func csrfToken(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// isURLEncodedForm accepts the form content type with or without
+// parameters ("; charset=UTF-8"), as user agents may add them.
+func isURLEncodedForm(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == echo.MIMEApplicationForm
 }

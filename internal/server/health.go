@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -21,8 +22,9 @@ func handleHealthz() echo.HandlerFunc {
 }
 
 // handleReadyz asks every dependency, in parallel and within two seconds,
-// and names the ones that fail.
-func handleReadyz(checks []readinessCheck) echo.HandlerFunc {
+// and names the ones that fail. The causes go to the log: the endpoint is
+// public, and error texts name internal addresses.
+func handleReadyz(log *slog.Logger, checks []readinessCheck) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
@@ -39,7 +41,8 @@ func handleReadyz(checks []readinessCheck) echo.HandlerFunc {
 		for range checks {
 			r := <-results
 			if r.err != nil {
-				status[r.name] = r.err.Error()
+				log.Warn("not ready", "dependency", r.name, "error", r.err)
+				status[r.name] = "unavailable"
 				failing = append(failing, r.name)
 			} else {
 				status[r.name] = "ok"

@@ -14,34 +14,46 @@ func (s *Server) portalRoutes(d Deps) {
 	e := s.portal
 	origin := d.Config.PublicURL.Scheme + "://" + s.portalHost
 	e.Use(
-		requestIDs(len(d.Config.TrustedProxies) > 0),
+		requestIDs(d.Config.TrustedProxies),
 		accessLog(d.Log),
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),
 		securityHeaders(portalCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors), d.Config.PublicURL.Scheme == "https"),
-		middleware.BodyLimit("1M"),
+		middleware.BodyLimit("1MiB"), // 1 << 20 bytes; gommon reads "1M" as 10^6
 		originGuard(origin),
-		loadSession(d.Auth),
-		csrfToken,
 	)
+	// Routes that know the portal session: the session store is read only
+	// here, so health probes keep answering while Redis is away.
+	session := []echo.MiddlewareFunc{loadSession(d.Auth), csrfToken}
+	signedIn := append(session, requireAPISession)
+	admin := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAdmin))
 
 	e.GET("/healthz", handleHealthz())
-	e.GET("/readyz", handleReadyz([]readinessCheck{
+	e.HEAD("/healthz", handleHealthz())
+	e.GET("/readyz", handleReadyz(d.Log, []readinessCheck{
 		{"kv", d.KV.Ping},
 		{"oidc", d.Auth.Ready},
 	}))
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()), allowPeers(d.Config.MetricsAllow))
 
 	e.GET("/auth/login", d.Auth.Login)
-	e.GET("/auth/callback", d.Auth.Callback)
-	e.POST("/auth/logout", d.Auth.Logout)
+	e.GET("/auth/callback", d.Auth.Callback, session...)
+	e.POST("/auth/logout", d.Auth.Logout, session...)
 
-	api := e.Group("/api", requireAPISession)
-	api.GET("/me", handleMe())
+	e.GET("/api/me", handleMe(), signedIn...)
+	e.GET("/api/workspace", handleWorkspaceGet(d.Workspaces), signedIn...)
+	e.POST("/api/workspace", handleWorkspaceEnsure(d.Workspaces), signedIn...)
+	e.DELETE("/api/workspace", handleWorkspaceStop(d.Workspaces), signedIn...)
+	e.GET("/api/admin/workspaces", handleAdminWorkspaces(d.Workspaces), admin...)
+	// Called from inside a workspace, with its token (the agent extension).
+	e.GET("/api/workspace/session", handleWorkspaceSession(), workspaceToken(d.Workspaces))
+	// Any other API path: 401 without a session, 404 with one.
+	e.Any("/api", handleAPINotFound(), signedIn...)
+	e.Any("/api/*", handleAPINotFound(), signedIn...)
 
 	page := handlePage(d.Web)
 	for _, p := range []string{"/", "/playbooks", "/integrations", "/rules", "/sessions"} {
-		e.GET(p, page, requirePageSession)
+		e.GET(p, page, append(session, requirePageSession)...)
 	}
 	e.GET("/assets/*", handleAssets(d.Web))
 }
@@ -51,7 +63,7 @@ func (s *Server) portalRoutes(d Deps) {
 func (s *Server) ideRoutes(d Deps) {
 	e := s.ide
 	e.Use(
-		requestIDs(len(d.Config.TrustedProxies) > 0),
+		requestIDs(d.Config.TrustedProxies),
 		accessLog(d.Log),
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),

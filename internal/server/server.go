@@ -17,6 +17,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
+	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
 // Deps are what the server serves with.
@@ -27,6 +28,8 @@ type Deps struct {
 	KV      kv.Store
 	Metrics *metrics.Metrics
 	Web     fs.FS // the portal's static files (index.html, assets/…)
+	// Workspaces is the per-user code-server manager.
+	Workspaces *workspace.Manager
 }
 
 // Server answers on two kinds of host: the portal host (portal, /auth,
@@ -43,7 +46,7 @@ type Server struct {
 
 // New validates deps and builds the routes.
 func New(d Deps) (*Server, error) {
-	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil {
+	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil || d.Workspaces == nil {
 		return nil, errors.New("server: every dependency is required")
 	}
 	if _, err := fs.Stat(d.Web, "index.html"); err != nil {

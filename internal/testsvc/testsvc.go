@@ -210,3 +210,28 @@ func StartDevIDP(t testing.TB, redirectURI, postLogout string) *DevIDP {
 	}
 	return d
 }
+
+// CodeServer returns the code-server the project's set-up installed.
+func CodeServer(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(), ".cache", "code-server", "node_modules", ".bin", "code-server")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("code-server is not installed at %s: run `make setup` (scripts/install-code-server.sh)", p)
+	}
+	return p
+}
+
+// ExtensionVSIX returns the built agent extension, or "" when it has not
+// been built; with PBS_REQUIRE_EXTENSION=1 (set by make test) a missing
+// one fails the test.
+func ExtensionVSIX(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(), ".cache", "playbook-agent.vsix")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("PBS_REQUIRE_EXTENSION") == "1" {
+			t.Fatalf("the extension is not built at %s: run scripts/build-extension.sh", p)
+		}
+		return ""
+	}
+	return p
+}

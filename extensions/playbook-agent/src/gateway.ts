@@ -1,0 +1,190 @@
+// A small client for the gateway routes the workspace's bearer token may call.
+// No vscode import here: it runs (and is tested) in plain Node.
+
+export interface EditSession {
+  id: string;
+  playbookId: string | null;
+  name: string;
+  folder?: string;
+}
+
+export interface Problem {
+  path: string;
+  line?: number;
+  message: string;
+}
+
+export interface SaveResult {
+  playbook: { id?: string; name: string; status?: string };
+  version: { number: number };
+}
+
+/** Which request failed: the session look-up or the save itself. */
+export type Route = 'session' | 'save';
+
+/**
+ * A failure talking to the gateway. `code` is the gateway's error code
+ * (`no_session`, `validation_failed`, `stale_session`, …) or one of ours:
+ * `not_configured`, `network`, `timeout`, `bad_response`, `http_<status>`.
+ * Messages never contain the token.
+ */
+export class GatewayError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status?: number,
+    readonly route?: Route,
+    readonly problems: Problem[] = [],
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+}
+
+export interface GatewayOptions {
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class GatewayClient {
+  /** The gateway's base URL, without a trailing slash, credentials, query or fragment. */
+  readonly baseUrl: string;
+  readonly #token: string; // a true private field: not in JSON, inspect or logs
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(env: Record<string, string | undefined> = process.env, opts: GatewayOptions = {}) {
+    const rawUrl = env.PLAYBOOK_GATEWAY_URL?.trim();
+    if (!rawUrl) {
+      throw new GatewayError('not_configured',
+        'This workspace was not started by Playbook Studio (PLAYBOOK_GATEWAY_URL is not set).');
+    }
+    const token = env.PLAYBOOK_GATEWAY_TOKEN?.trim();
+    if (!token) {
+      throw new GatewayError('not_configured',
+        'This workspace was not started by Playbook Studio (PLAYBOOK_GATEWAY_TOKEN is not set).');
+    }
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      throw new GatewayError('not_configured', 'PLAYBOOK_GATEWAY_URL is not a valid URL.');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new GatewayError('not_configured', 'PLAYBOOK_GATEWAY_URL must be an http or https URL.');
+    }
+    this.baseUrl = `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+    this.#token = token;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.fetchImpl = opts.fetch ?? fetch;
+  }
+
+  /** GET /api/workspace/session: the owner's live edit session. */
+  async currentSession(): Promise<EditSession> {
+    const body = await this.request('GET', '/api/workspace/session', 'session');
+    if (!isObject(body) || typeof body.id !== 'string' || body.id === '') {
+      throw badResponse('session', 'the session has no id');
+    }
+    return {
+      id: body.id,
+      playbookId: typeof body.playbookId === 'string' ? body.playbookId : null,
+      name: typeof body.name === 'string' ? body.name : '',
+      folder: typeof body.folder === 'string' ? body.folder : undefined,
+    };
+  }
+
+  /** POST /api/edit-sessions/{id}/save: store the folder as a new version. */
+  async save(sessionId: string): Promise<SaveResult> {
+    const body = await this.request('POST', `/api/edit-sessions/${encodeURIComponent(sessionId)}/save`, 'save');
+    const playbook = isObject(body) ? body.playbook : undefined;
+    const version = isObject(body) ? body.version : undefined;
+    if (!isObject(playbook) || typeof playbook.name !== 'string' ||
+        !isObject(version) || typeof version.number !== 'number') {
+      throw badResponse('save', 'the answer lacks playbook.name or version.number');
+    }
+    return {
+      playbook: {
+        id: typeof playbook.id === 'string' ? playbook.id : undefined,
+        name: playbook.name,
+        status: typeof playbook.status === 'string' ? playbook.status : undefined,
+      },
+      version: { number: version.number },
+    };
+  }
+
+  private async request(method: string, path: string, route: Route): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers: { Authorization: `Bearer ${this.#token}`, Accept: 'application/json' },
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+      });
+    } catch (err) {
+      throw this.transportError(err, route);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw this.transportError(err, route);
+    }
+    let body: unknown;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (res.ok) {
+      if (body === undefined) throw badResponse(route, `HTTP ${res.status} without a JSON body`);
+      return body;
+    }
+    const error = isObject(body) && isObject(body.error) ? body.error : {};
+    const code = typeof error.code === 'string' && error.code ? error.code : `http_${res.status}`;
+    const message = typeof error.message === 'string' && error.message ? error.message : `HTTP ${res.status}`;
+    const rawProblems = isObject(body) && Array.isArray(body.problems) ? body.problems
+      : Array.isArray(error.problems) ? error.problems : [];
+    throw new GatewayError(code, message, res.status, route, parseProblems(rawProblems));
+  }
+
+  private transportError(err: unknown, route: Route): GatewayError {
+    const name = err instanceof Error ? err.name : '';
+    if (name === 'TimeoutError' || name === 'AbortError') {
+      return new GatewayError('timeout', `no answer within ${duration(this.timeoutMs)}`, undefined, route);
+    }
+    return new GatewayError('network', networkReason(err), undefined, route);
+  }
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+function networkReason(err: unknown): string {
+  // undici reports "fetch failed" with the real reason (ECONNREFUSED, ENOTFOUND, …) as its cause.
+  const cause = err instanceof Error ? (err as Error & { cause?: unknown }).cause : undefined;
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: unknown }).code;
+    return typeof code === 'string' && code ? code : cause.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function parseProblems(raw: unknown[]): Problem[] {
+  return raw.filter(isObject).map((p) => ({
+    path: typeof p.path === 'string' ? p.path : '',
+    line: typeof p.line === 'number' && Number.isFinite(p.line) ? p.line : undefined,
+    message: typeof p.message === 'string' ? p.message : 'invalid',
+  }));
+}
+
+function badResponse(route: Route, what: string): GatewayError {
+  return new GatewayError('bad_response', what, undefined, route);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

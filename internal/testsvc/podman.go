@@ -1,0 +1,232 @@
+package testsvc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// containersConf is the Podman configuration these machines need: runc
+// (crun fails on their hybrid cgroups) and rlimits the sandbox can grant.
+const containersConf = `[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+`
+
+// Podman is a `podman system service` process serving the Docker Engine
+// API on a unix socket of its own, owned by one test. Containers, images
+// and volumes live in Podman's ordinary storage, so images built with
+// `make image` are there.
+type Podman struct {
+	// DockerHost is the API's address for DOCKER_HOST or a client's host
+	// option: unix:///tmp/pbs-podman-…/podman.sock.
+	DockerHost string
+	// Conf is the containers.conf every podman command here uses.
+	Conf string
+	bin  string
+}
+
+// StartPodman starts the Docker-compatible API on a private socket and
+// stops it (by its PID) when the test ends. Podman and runc come from
+// Debian (make setup installs them); a machine without them fails
+// loudly rather than skipping the real thing.
+func StartPodman(t testing.TB) *Podman {
+	t.Helper()
+	bin, err := exec.LookPath("podman")
+	if err != nil {
+		t.Fatalf("podman is not installed: run `make setup` (it installs Debian's podman and runc)")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatalf("runc is not installed: run `make setup` (it installs Debian's podman and runc)")
+	}
+	// A short folder: unix socket paths must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "pbs-podman-")
+	if err != nil {
+		t.Fatalf("podman: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	p := &Podman{Conf: filepath.Join(dir, "containers.conf"), bin: bin}
+	if err := os.WriteFile(p.Conf, []byte(containersConf), 0o644); err != nil {
+		t.Fatalf("podman: %v", err)
+	}
+	sock := filepath.Join(dir, "podman.sock")
+	p.DockerHost = "unix://" + sock
+	logPath := filepath.Join(dir, "service.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("podman: %v", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "system", "service", "--time=0", p.DockerHost)
+	cmd.Env = p.env()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start podman system service: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			if raw, err := os.ReadFile(logPath); err == nil && len(raw) > 0 {
+				t.Logf("podman service log (tail):\n%s", tail(raw, 40))
+			}
+		}
+	})
+	if err := waitPing(sock, exited, 20*time.Second); err != nil {
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("podman system service did not answer on %s: %v\n%s", p.DockerHost, err, tail(raw, 40))
+	}
+	return p
+}
+
+func (p *Podman) env() []string {
+	return append(os.Environ(), "CONTAINERS_CONF="+p.Conf)
+}
+
+// Podman runs the podman command line with the same configuration and
+// returns what it printed (stdout and stderr).
+func (p *Podman) Podman(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Env = p.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("podman %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// waitPing polls GET /_ping on the socket until it answers OK.
+func waitPing(sock string, exited <-chan struct{}, within time.Duration) error {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("the service exited")
+		default:
+		}
+		resp, err := hc.Get("http://podman/_ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	return last
+}
+
+func tail(raw []byte, lines int) string {
+	ls := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// StubImageRepo is the repository of the stub workspace image.
+const StubImageRepo = "localhost/pbs-stub"
+
+// stubContainerfile builds the stub workspace image: a static binary, the
+// project folder owned by the workspace user, nothing else.
+const stubContainerfile = `FROM scratch
+COPY --chown=1000:1000 rootfs/ /
+USER 1000:1000
+WORKDIR /home/coder/project
+EXPOSE 8080
+CMD ["/stub"]
+`
+
+var stubImage struct {
+	sync.Mutex
+	ref string
+}
+
+// BuildStubImage builds (once per test binary, and not again while its
+// inputs are unchanged: the tag is their hash) the stub workspace image
+// from internal/workspace/testdata/stub, a tiny stand-in for code-server,
+// and returns its reference.
+func BuildStubImage(t testing.TB, p *Podman) string {
+	t.Helper()
+	stubImage.Lock()
+	defer stubImage.Unlock()
+	if stubImage.ref != "" {
+		return stubImage.ref
+	}
+	src := filepath.Join(RepoRoot(), "internal", "workspace", "testdata", "stub", "main.go")
+	code, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("stub image: %v", err)
+	}
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%s\x00%s\x00%s\x00", runtime.Version(), stubContainerfile, code)
+	ref := StubImageRepo + ":" + hex.EncodeToString(sum.Sum(nil))[:16]
+	if _, err := p.Podman("image", "exists", ref); err == nil {
+		stubImage.ref = ref
+		return ref
+	}
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rootfs", "stub")
+	if err := os.MkdirAll(filepath.Join(dir, "rootfs", "home", "coder", "project"), 0o755); err != nil {
+		t.Fatalf("stub image: %v", err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./internal/workspace/testdata/stub")
+	build.Dir = RepoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("stub image: build the stub: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Containerfile"), []byte(stubContainerfile), 0o644); err != nil {
+		t.Fatalf("stub image: %v", err)
+	}
+	if _, err := p.Podman("build", "--quiet", "--file", filepath.Join(dir, "Containerfile"),
+		"--label", "io.playbookstudio.test-stub=1", "--tag", ref, dir); err != nil {
+		t.Fatalf("stub image: %v", err)
+	}
+	// Older builds of the stub are dropped (those still used by a
+	// container stay).
+	if out, err := p.Podman("images", "--noheading", "--format", "{{.Repository}}:{{.Tag}}", StubImageRepo); err == nil {
+		for _, old := range strings.Fields(out) {
+			if old != ref && strings.HasPrefix(old, StubImageRepo+":") {
+				_, _ = p.Podman("rmi", old)
+			}
+		}
+	}
+	stubImage.ref = ref
+	return ref
+}
