@@ -8,12 +8,13 @@
 #   REQUIRE_EXTENSION=1   fail when .cache/playbook-agent.vsix is missing
 #   DEBIAN_MIRROR=URL     instead of the mirror apt's sources already use
 #   IMAGE=REF             another tag (default localhost/playbook-workspace:latest)
+#   VSIX=FILE             the extension (default .cache/playbook-agent.vsix)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/playbook-workspace:latest}
 BASE=localhost/workspace-base:bookworm
 SUITE=bookworm
-VSIX=.cache/playbook-agent.vsix
+VSIX=${VSIX:-.cache/playbook-agent.vsix}
 : "${CONTAINERS_CONF:=$PWD/images/containers.conf}"
 export CONTAINERS_CONF
 
@@ -33,7 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${REQUIRE_EXTENSION:-0}" = 1 ] && [ ! -f "$VSIX" ]; then
-	die "$VSIX is missing and REQUIRE_EXTENSION=1: build the extension first (make extension)"
+	die "$VSIX is missing and REQUIRE_EXTENSION=1: build the extension first (its build writes $VSIX)"
 fi
 
 scripts/install-code-server.sh

@@ -17,8 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/server"
@@ -58,6 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, _ = rand.Read(secret)
 	}
 	m := metrics.New()
+	// Sign-ins are audited once the audit log exists (below); sign-ins
+	// cannot happen before the server serves, which is after that.
+	var signIns audit.Log
 	authn, err := auth.New(auth.Options{
 		Issuer:       cfg.OIDCIssuer,
 		ClientID:     cfg.OIDCClientID,
@@ -76,8 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Secret:        secret,
 		OnSignIn: func(ctx context.Context, id *auth.Identity, result string) {
 			m.SignIns.WithLabelValues(result).Inc()
-			if id != nil {
-				log.InfoContext(ctx, "signed in", "user", id.ID, "tenant", id.Tenant, "roles", id.Roles)
+			if id != nil && signIns != nil {
+				_ = signIns.Record(ctx, audit.Event{Tenant: id.Tenant, Actor: id.Name + " (" + id.ID + ")", Action: "sign_in", Target: id.ID})
 			}
 		},
 	}, store, log)
@@ -90,11 +97,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer workspaces.Close()
 
+	locks, auditLog, err := newLocksAndAudit(store, log)
+	if err != nil {
+		return err
+	}
+	sessions, err := editsession.New(editsession.Config{
+		TTL:       cfg.EditSessionTTL,
+		IDEURL:    cfg.IDEHost.URL,
+		LiveGauge: m.LiveSessions,
+	}, locks, workspaces, store, auditLog, log)
+	if err != nil {
+		return err
+	}
+	defer sessions.Close()
+	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost}, sessions, workspaces, store, log)
+	if err != nil {
+		return err
+	}
+	signIns = auditLog
+
 	files, err := web.Static()
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files, Workspaces: workspaces})
+	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
+		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog})
 	if err != nil {
 		return err
 	}
@@ -125,9 +152,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	// Hijacked WebSockets are not tracked by Shutdown: the proxy drains them.
+	hs.RegisterOnShutdown(func() { _ = ide.Close() })
 	if err := hs.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	_ = ide.Close()
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -177,6 +207,20 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log 
 	}
 	m.RunCuller(min(cfg.WorkspaceIdleTimeout/4, time.Minute))
 	return m, nil
+}
+
+// newLocksAndAudit picks the Redis implementations when the store is Redis.
+func newLocksAndAudit(store kv.Store, log *slog.Logger) (editlock.Locker, audit.Log, error) {
+	if r, ok := store.(*kv.Redis); ok {
+		locks, err := editlock.NewRedis(r.Client(), nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		al, err := audit.NewRedis(r.Client(), log, nil)
+		return locks, al, err
+	}
+	al, err := audit.NewMemory(log, nil)
+	return editlock.NewMemory(nil), al, err
 }
 
 func newStore(cfg *config.Config) (kv.Store, error) {

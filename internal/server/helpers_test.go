@@ -23,7 +23,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
+	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
@@ -148,7 +152,7 @@ func newTestEnv(t *testing.T, env map[string]string) *testEnv {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	srv, err := New(Deps{Config: cfg, Log: log, Auth: a, KV: store, Metrics: m, Web: files, Workspaces: testWorkspaces(t, store)})
+	srv, err := New(fullDeps(t, Deps{Config: cfg, Log: log, Auth: a, KV: store, Metrics: m, Web: files}))
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
@@ -339,4 +343,34 @@ func testWorkspaces(t *testing.T, store kv.Store) *workspace.Manager {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// fullDeps adds the workspace, session, IDE and audit dependencies (over a
+// stub runtime) to d.
+func fullDeps(t *testing.T, d Deps) Deps {
+	t.Helper()
+	store := d.KV
+	if _, broken := store.(failingStore); broken {
+		store = kv.NewMemory(nil)
+	}
+	d.Workspaces = testWorkspaces(t, store)
+	al, err := audit.NewMemory(slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Audit = al
+	sessions, err := editsession.New(editsession.Config{TTL: 2 * time.Minute, IDEURL: d.Config.IDEHost.URL},
+		editlock.NewMemory(nil), d.Workspaces, store, al, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sessions.Close() })
+	d.Sessions = sessions
+	ide, err := ideproxy.New(ideproxy.Config{Hosts: d.Config.IDEHost}, sessions, d.Workspaces, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ide.Close() })
+	d.IDE = ide
+	return d
 }

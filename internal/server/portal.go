@@ -41,12 +41,6 @@ func handleAssets(files fs.FS) echo.HandlerFunc {
 	}
 }
 
-func handleIDENotYet() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return apierror.New(http.StatusNotFound, "no_ide_session", "There is no IDE session at this address. Open a playbook from the portal.")
-	}
-}
-
 func handleAPINotFound() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		return apierror.New(http.StatusNotFound, "not_found", "There is no such API route.")

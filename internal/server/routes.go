@@ -45,8 +45,20 @@ func (s *Server) portalRoutes(d Deps) {
 	e.POST("/api/workspace", handleWorkspaceEnsure(d.Workspaces), signedIn...)
 	e.DELETE("/api/workspace", handleWorkspaceStop(d.Workspaces), signedIn...)
 	e.GET("/api/admin/workspaces", handleAdminWorkspaces(d.Workspaces), admin...)
+
+	e.POST("/api/edit-sessions", handleSessionStart(d.Sessions), signedIn...)
+	e.GET("/api/edit-sessions/current", handleSessionCurrent(d.Sessions), signedIn...)
+	e.GET("/api/edit-sessions/:id", handleSessionGet(d.Sessions), signedIn...)
+	e.DELETE("/api/edit-sessions/:id", handleSessionEnd(d.Sessions), signedIn...)
+	e.POST("/api/edit-sessions/:id/heartbeat", handleSessionHeartbeat(d.Sessions), signedIn...)
+	e.POST("/api/edit-sessions/:id/save", handleSessionSave(), signedIn...)
+
+	e.GET("/api/admin/sessions", handleAdminSessions(d.Sessions), admin...)
+	e.DELETE("/api/admin/sessions/:id", handleAdminTerminate(d.Sessions), admin...)
+	e.GET("/api/admin/audit", handleAdminAudit(d.Audit), admin...)
+
 	// Called from inside a workspace, with its token (the agent extension).
-	e.GET("/api/workspace/session", handleWorkspaceSession(), workspaceToken(d.Workspaces))
+	e.GET("/api/workspace/session", handleWorkspaceSession(d.Sessions), workspaceToken(d.Workspaces))
 	// Any other API path: 401 without a session, 404 with one.
 	e.Any("/api", handleAPINotFound(), signedIn...)
 	e.Any("/api/*", handleAPINotFound(), signedIn...)
@@ -58,8 +70,8 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/assets/*", handleAssets(d.Web))
 }
 
-// ideRoutes lists every route of the IDE hosts. The IDE proxy comes with
-// edit sessions; until then every IDE address says there is nothing there.
+// ideRoutes lists every route of the IDE hosts: the ticket exchange, and
+// the proxy to the session's workspace for everything else.
 func (s *Server) ideRoutes(d Deps) {
 	e := s.ide
 	e.Use(
@@ -69,7 +81,8 @@ func (s *Server) ideRoutes(d Deps) {
 		recoverPanics(d.Log),
 		securityHeaders(ideCSP(d.Config.PublicURL.Scheme+"://"+s.portalHost, d.Config.AllowedFrameAncestors), d.Config.IDEHost.Scheme == "https"),
 	)
-	e.Any("/*", handleIDENotYet())
+	e.GET("/_gw/enter", d.IDE.Enter)
+	e.Any("/*", d.IDE.Serve)
 }
 
 // ideFrameSource is the CSP source matching every IDE host, e.g.

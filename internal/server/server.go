@@ -13,8 +13,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/workspace"
@@ -30,6 +33,9 @@ type Deps struct {
 	Web     fs.FS // the portal's static files (index.html, assets/…)
 	// Workspaces is the per-user code-server manager.
 	Workspaces *workspace.Manager
+	Sessions   *editsession.Service
+	IDE        *ideproxy.Proxy
+	Audit      audit.Log
 }
 
 // Server answers on two kinds of host: the portal host (portal, /auth,
@@ -46,7 +52,8 @@ type Server struct {
 
 // New validates deps and builds the routes.
 func New(d Deps) (*Server, error) {
-	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil || d.Workspaces == nil {
+	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil || d.Workspaces == nil ||
+		d.Sessions == nil || d.IDE == nil || d.Audit == nil {
 		return nil, errors.New("server: every dependency is required")
 	}
 	if _, err := fs.Stat(d.Web, "index.html"); err != nil {

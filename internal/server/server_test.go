@@ -15,7 +15,7 @@ import (
 
 func TestNewRequiresEveryDependency(t *testing.T) {
 	env := newTestEnv(t, nil)
-	full := Deps{Config: env.cfg, Log: newLogger(&logBuffer{}), Auth: env.auth, KV: env.store, Metrics: env.metrics, Web: fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}}, Workspaces: testWorkspaces(t, env.store)}
+	full := fullDeps(t, Deps{Config: env.cfg, Log: newLogger(&logBuffer{}), Auth: env.auth, KV: env.store, Metrics: env.metrics, Web: fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}}})
 	if _, err := New(full); err != nil {
 		t.Fatalf("full deps: %v", err)
 	}
@@ -46,10 +46,11 @@ func TestHostRouting(t *testing.T) {
 		wantError(t, env.do(r), http.StatusUnauthorized, "unauthenticated")
 	}
 
-	// An IDE host: nothing there yet, with the IDE's own CSP.
+	// An IDE host: the proxy, which wants its cookie, with the IDE's own
+	// CSP; none of the portal's routes answer there.
 	for _, path := range []string{"/", "/api/me", "/auth/login", "/healthz"} {
 		w := env.do(req(http.MethodGet, "http://abc.ide.localhost:8080"+path, nil))
-		wantError(t, w, http.StatusNotFound, "no_ide_session")
+		wantError(t, w, http.StatusUnauthorized, "unauthenticated")
 		csp := w.Header().Get("Content-Security-Policy")
 		if !strings.HasPrefix(csp, "frame-ancestors http://localhost:8080 "+outerOrigin+";") {
 			t.Errorf("IDE CSP = %q", csp)
@@ -58,7 +59,7 @@ func TestHostRouting(t *testing.T) {
 			t.Errorf("IDE headers = %v", w.Header())
 		}
 	}
-	if w := env.do(req(http.MethodPost, "http://ABC.ide.localhost:8080/anything", strings.NewReader("x"))); w.Code != http.StatusNotFound {
+	if w := env.do(req(http.MethodPost, "http://ABC.ide.localhost:8080/anything", strings.NewReader("x"))); w.Code != http.StatusUnauthorized {
 		t.Errorf("IDE POST: %d", w.Code)
 	}
 
@@ -473,7 +474,7 @@ func TestSessionStoreDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Deps{Config: env.cfg, Log: newLogger(env.logs), Auth: newAuth(t, failingStore{}), KV: failingStore{}, Metrics: env.metrics, Web: files, Workspaces: testWorkspaces(t, env.store)})
+	srv, err := New(fullDeps(t, Deps{Config: env.cfg, Log: newLogger(env.logs), Auth: newAuth(t, failingStore{}), KV: failingStore{}, Metrics: env.metrics, Web: files}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,12 +88,3 @@ func handleAdminWorkspaces(m *workspace.Manager) echo.HandlerFunc {
 		return c.JSON(http.StatusOK, map[string]any{"workspaces": out})
 	}
 }
-
-// handleWorkspaceSession tells the agent extension which edit session its
-// workspace serves. Edit sessions come with their own issue; until then a
-// valid token learns that there is none.
-func handleWorkspaceSession() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return apierror.New(http.StatusNotFound, "no_session", "There is no live edit session for this workspace. Open a playbook from the portal.")
-	}
-}

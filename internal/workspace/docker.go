@@ -84,6 +84,11 @@ type DockerConfig struct {
 	// means this process's hostname, which Docker and Podman set to the
 	// container's short id.
 	GatewayContainer string
+	// GatewayAlias (network mode) is the name workspaces reach the
+	// gateway by on their network (WORKSPACE_GATEWAY_URL then is
+	// http://ALIAS:PORT); every gateway replica joins under it. Default
+	// "pbs-gateway".
+	GatewayAlias string
 	// InternalNetworks (network mode only) creates the workspaces'
 	// networks without a route off the host: a workspace can reach the
 	// gateway and nothing else. Publish mode cannot use it (ports are
@@ -166,6 +171,12 @@ func NewDocker(cfg DockerConfig, log *slog.Logger) (*Docker, error) {
 			return nil, bad("network mode needs the gateway's container name (and the hostname is unknown: %v)", err)
 		}
 		cfg.GatewayContainer = h
+	}
+	if cfg.Mode == DockerModeNetwork && cfg.GatewayAlias == "" {
+		cfg.GatewayAlias = "pbs-gateway"
+	}
+	if cfg.GatewayAlias != "" && !validNamePrefix(cfg.GatewayAlias) {
+		return nil, bad("gateway alias %q must be lower-case letters, digits and dashes, starting with a letter", cfg.GatewayAlias)
 	}
 	if cfg.NamePrefix == "" {
 		cfg.NamePrefix = "pbs-ws-"
@@ -563,7 +574,8 @@ func (d *Docker) ensureGateway(ctx context.Context, key string) error {
 		return d.fail("inspect the gateway's container "+d.cfg.GatewayContainer, err)
 	}
 	if gw.NetworkSettings == nil || gw.NetworkSettings.Networks[netName] == nil {
-		if err := d.cli.NetworkConnect(cctx, netName, d.cfg.GatewayContainer, nil); err != nil {
+		ep := &network.EndpointSettings{Aliases: []string{d.cfg.GatewayAlias}}
+		if err := d.cli.NetworkConnect(cctx, netName, d.cfg.GatewayContainer, ep); err != nil {
 			again, ierr := d.cli.ContainerInspect(cctx, d.cfg.GatewayContainer)
 			if ierr != nil || again.NetworkSettings == nil || again.NetworkSettings.Networks[netName] == nil {
 				return d.fail("connect the gateway's container to workspace network "+netName, err)

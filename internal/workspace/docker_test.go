@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,6 +383,20 @@ func TestDockerFilesPersistAcrossStopStart(t *testing.T) {
 	if err := d.Stop(ctx, key); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
+	// A stopped workspace's files can be copied in and out.
+	if err := d.CopyIn(ctx, key, "playbooks/p1/lib", makeTar(t, map[string]string{"while-stopped.txt": "s"})); err != nil {
+		t.Errorf("CopyIn while stopped: %v", err)
+	}
+	files["lib/while-stopped.txt"] = "s"
+	if rc, err := d.CopyOut(ctx, key, "playbooks/p1/lib"); err != nil {
+		t.Errorf("CopyOut while stopped: %v", err)
+	} else {
+		got, _ := readTar(t, rc)
+		rc.Close()
+		if got["helpers.py"] != "X = 1\n" || got["while-stopped.txt"] != "s" {
+			t.Errorf("CopyOut while stopped: %v", got)
+		}
+	}
 	if err := d.Start(ctx, spec(key, nil)); err != nil {
 		t.Fatalf("Start after Stop: %v", err)
 	}
@@ -409,7 +424,7 @@ func TestDockerFilesPersistAcrossStopStart(t *testing.T) {
 			t.Errorf("entry %q is not relative to the folder", n)
 		}
 	}
-	if len(got) != 5 {
+	if len(got) != 6 {
 		t.Errorf("CopyOut files = %v", names)
 	}
 
@@ -867,6 +882,9 @@ func TestDockerNetworkMode(t *testing.T) {
 		c.Mode = workspace.DockerModeNetwork
 		c.GatewayContainer = gwName
 		c.InternalNetworks = true
+		// From the test process the workspace's name does not resolve
+		// (it is not on the network), so Start cannot see it ready.
+		c.StartWatch = 300 * time.Millisecond
 	})
 	key := e.key(0)
 	if err := gw.Start(ctx, spec(key, nil)); err != nil {
@@ -902,6 +920,18 @@ func TestDockerNetworkMode(t *testing.T) {
 	if body != "reachable" {
 		t.Errorf("the gateway container cannot reach the workspace by name: %s", body)
 	}
+	// And the workspace reaches the gateway by its alias (the gateway's
+	// URL inside workspaces): gateway → workspace → gateway.
+	url = "http://127.0.0.1:" + port + "/get?url=" + neturl.QueryEscape("http://pbs-ws-"+key+":8080/dial/pbs-gateway:8080")
+	if resp, err := http.Get(url); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "reachable" {
+			t.Errorf("the workspace cannot reach the gateway by its alias: %s", b)
+		}
+	}
 	if err := gw.Remove(ctx, key); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
@@ -924,6 +954,7 @@ func TestNewDockerValidates(t *testing.T) {
 		"bad mode":          func(c *workspace.DockerConfig) { c.Mode = "host" },
 		"internal, publish": func(c *workspace.DockerConfig) { c.InternalNetworks = true },
 		"bad prefix":        func(c *workspace.DockerConfig) { c.NamePrefix = "Bad/" },
+		"bad alias":         func(c *workspace.DockerConfig) { c.Mode = "network"; c.GatewayContainer = "gw"; c.GatewayAlias = "x y" },
 		"bad host":          func(c *workspace.DockerConfig) { c.Host = "::nonsense" },
 		"negative timeout":  func(c *workspace.DockerConfig) { c.StartWatch = -1 },
 	} {

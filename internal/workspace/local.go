@@ -383,3 +383,7 @@ func (l *Local) CopyIn(ctx context.Context, key, path string, archive io.Reader)
 
 // Close leaves the workspaces running: they are adopted after a restart.
 func (l *Local) Close() error { return nil }
+
+// ProjectPath is where the workspace's project folder is, as its
+// code-server sees it.
+func (l *Local) ProjectPath(key string) string { return l.project(key) }

@@ -12,12 +12,14 @@
 //	GET /env/NAME          the value of NAME (what reaches the workspace)
 //	GET /status            Uid, Gid, CapEff, CapBnd, NoNewPrivs of the stub
 //	GET /dial/HOST:PORT    whether a TCP connection to HOST:PORT succeeds
+//	GET /get?url=URL       fetches URL from inside and answers its body
 //	GET /write/NAME        writes NAME in the project folder (as the stub's user)
 //	GET /symlink/NAME?to=T creates the symlink NAME -> T in the project folder
 package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +62,16 @@ func main() {
 		}
 		c.Close()
 		fmt.Fprint(w, "reachable")
+	})
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			fmt.Fprint(w, "unreachable: "+err.Error())
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		raw, err := os.ReadFile("/proc/self/status")

@@ -1,0 +1,711 @@
+// Package editsession is where edit locks, workspaces and playbook records
+// meet: starting a session takes the user's and the playbook's locks,
+// ensures the user's workspace, and mints the single-use ticket that opens
+// the IDE; the session then lives while it has activity (proxied traffic,
+// an open IDE, portal heartbeats) and ends when closed, taken over,
+// terminated by an administrator, or left without activity for its TTL.
+package editsession
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/playbookstudio/gateway/internal/audit"
+	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/workspace"
+)
+
+// Session is an edit session as the API shows it.
+type Session struct {
+	ID             string    `json:"id"`
+	PlaybookID     *string   `json:"playbookId"`
+	Name           string    `json:"name"`
+	Folder         string    `json:"folder"`
+	FencingToken   int64     `json:"fencingToken"`
+	StartedAt      time.Time `json:"startedAt"`
+	LastActivityAt time.Time `json:"lastActivityAt"`
+	State          string    `json:"state"` // the workspace's phase
+	Tenant         string    `json:"-"`
+	UserID         string    `json:"-"`
+	UserName       string    `json:"-"`
+	WorkspaceKey   string    `json:"-"`
+}
+
+// Identity is the user asking, as the session package needs it.
+type Identity struct {
+	ID, Name, Tenant string
+	Admin            bool
+}
+
+// Catalog is what sessions need from the playbook records: whether an
+// existing playbook may be opened and how it is called, and whether a new
+// name is free. The playbook records fill it; without them, only new
+// playbooks can be opened.
+type Catalog interface {
+	// PlaybookName returns the name of an existing playbook of the tenant,
+	// or ErrPlaybookNotFound.
+	PlaybookName(ctx context.Context, tenant, id string) (string, error)
+	// CheckNewName returns *Refusal (playbook_name_taken, playbook_limit)
+	// when a new playbook of that name cannot be created.
+	CheckNewName(ctx context.Context, tenant, name string) error
+}
+
+// Refusal is an expected "no" with a code and a sentence from the API
+// contract (409 user_has_session, playbook_locked, …).
+type Refusal struct {
+	Status  int
+	Code    string
+	Message string
+	Other   *Session // the other session, for user_has_session
+}
+
+func (r *Refusal) Error() string { return r.Code + ": " + r.Message }
+
+// Errors with a fixed meaning.
+var (
+	ErrNotFound         = errors.New("editsession: no such live session")
+	ErrPlaybookNotFound = errors.New("editsession: no such playbook")
+	ErrBadTicket        = errors.New("editsession: ticket unknown, used or expired")
+	// ErrUnavailable wraps failures of the lock store (Redis): callers
+	// answer 503 and the user can retry once it is back.
+	ErrUnavailable = errors.New("editsession: the session store is unavailable")
+)
+
+// Config tunes the service.
+type Config struct {
+	TTL        time.Duration       // EDIT_SESSION_TTL
+	IDEURL     func(string) string // the IDE origin of a session id
+	TicketTTL  time.Duration       // default 60 s
+	Now        func() time.Time
+	LiveGauge  interface{ Set(float64) }
+	RenewEvery time.Duration // default TTL/3
+}
+
+// Service runs edit sessions.
+type Service struct {
+	cfg     Config
+	locks   editlock.Locker
+	ws      *workspace.Manager
+	store   kv.Store
+	audit   audit.Log
+	log     *slog.Logger
+	catalog atomic.Pointer[Catalog]
+
+	mu    sync.Mutex
+	live  map[string]*live // sessions this gateway serves
+	ended map[string]ended // recently ended, to tell the user why
+	subs  []func(id, reason string)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type live struct {
+	holder       editlock.Holder
+	rec          record
+	lastActivity atomic.Int64 // unix nanoseconds
+	openConns    atomic.Int32 // open IDE connections (WebSockets)
+}
+
+type ended struct {
+	reason string
+	at     time.Time
+}
+
+// record is what a session keeps besides its lock.
+type record struct {
+	PlaybookID   *string `json:"playbookId"`
+	Name         string  `json:"name"`
+	Folder       string  `json:"folder"`
+	WorkspaceKey string  `json:"workspaceKey"`
+}
+
+// TicketInfo is what an IDE ticket stands for.
+type TicketInfo struct {
+	SessionID string `json:"sessionId"`
+	UserID    string `json:"userId"`
+	Tenant    string `json:"tenant"`
+}
+
+const (
+	recordPrefix = "edit-session:"
+	ticketPrefix = "ide-ticket:"
+	endedKeep    = 15 * time.Minute
+)
+
+// New validates its dependencies; Close stops the renewal loop.
+func New(cfg Config, locks editlock.Locker, ws *workspace.Manager, store kv.Store, al audit.Log, log *slog.Logger) (*Service, error) {
+	if locks == nil || ws == nil || store == nil || al == nil || log == nil || cfg.IDEURL == nil {
+		return nil, errors.New("editsession: locks, workspaces, store, audit log, logger and IDE URL are required")
+	}
+	if cfg.TTL < time.Second {
+		return nil, errors.New("editsession: EDIT_SESSION_TTL must be at least a second")
+	}
+	if cfg.TicketTTL <= 0 {
+		cfg.TicketTTL = 60 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RenewEvery <= 0 {
+		cfg.RenewEvery = cfg.TTL / 3
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{cfg: cfg, locks: locks, ws: ws, store: store, audit: al, log: log,
+		live: map[string]*live{}, ended: map[string]ended{}, ctx: ctx, cancel: cancel}
+	ws.SetBusy(s.workspaceBusy)
+	s.wg.Add(1)
+	go s.renewLoop()
+	return s, nil
+}
+
+// SetCatalog connects the playbook records.
+func (s *Service) SetCatalog(c Catalog) { s.catalog.Store(&c) }
+
+// OnEnd registers f to be told when a session this gateway serves ends
+// (the IDE proxy cuts its connections).
+func (s *Service) OnEnd(f func(id, reason string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, f)
+}
+
+// StartRequest is POST /api/edit-sessions.
+type StartRequest struct {
+	PlaybookID string `json:"playbookId"`
+	Name       string `json:"name"`
+	Takeover   bool   `json:"takeover"`
+}
+
+// Started is a new session with the URL that opens its IDE.
+type Started struct {
+	Session
+	IDEURL    string   `json:"ideUrl"`
+	TakenOver *Session `json:"takenOver,omitempty"`
+}
+
+// MaxNameLen is the longest playbook name.
+const MaxNameLen = 100
+
+// ValidateName checks a playbook name: 1–100 characters, no control
+// characters, not only spaces.
+func ValidateName(name string) error {
+	if !utf8.ValidString(name) {
+		return errors.New("the name is not valid UTF-8")
+	}
+	n := utf8.RuneCountInString(name)
+	if strings.TrimSpace(name) == "" || n > MaxNameLen {
+		return fmt.Errorf("a playbook name has 1 to %d characters; this one has %d", MaxNameLen, n)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return errors.New("a playbook name cannot hold control characters (tabs, line breaks)")
+		}
+	}
+	return nil
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+// FolderFor is the playbook's folder in the workspace: a readable slug of
+// its name.
+func FolderFor(name string) string {
+	s := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(s) > 60 {
+		s = strings.TrimRight(s[:60], "-")
+	}
+	if s == "" {
+		sum := sha256.Sum256([]byte(name))
+		s = "playbook-" + hex.EncodeToString(sum[:4])
+	}
+	return s
+}
+
+// Start opens an edit session for who.
+func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*Started, error) {
+	req.Name = strings.TrimSpace(req.Name)
+	var rec record
+	var lockKey string
+	cat := s.catalogOrNil()
+	switch {
+	case req.PlaybookID != "" && req.Name != "":
+		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give either playbookId (to edit a playbook) or name (to create one), not both."}
+	case req.PlaybookID != "":
+		if _, err := uuid.Parse(req.PlaybookID); err != nil || cat == nil {
+			return nil, &Refusal{Status: 404, Code: "not_found", Message: "There is no such playbook."}
+		}
+		name, err := cat.PlaybookName(ctx, who.Tenant, req.PlaybookID)
+		if errors.Is(err, ErrPlaybookNotFound) {
+			return nil, &Refusal{Status: 404, Code: "not_found", Message: "There is no such playbook."}
+		}
+		if err != nil {
+			return nil, err
+		}
+		id := req.PlaybookID
+		rec = record{PlaybookID: &id, Name: name, Folder: FolderFor(name)}
+		lockKey = id
+	case req.Name != "":
+		if err := ValidateName(req.Name); err != nil {
+			return nil, &Refusal{Status: 400, Code: "invalid_name", Message: strings.ToUpper(err.Error()[:1]) + err.Error()[1:] + "."}
+		}
+		if cat != nil {
+			if err := cat.CheckNewName(ctx, who.Tenant, req.Name); err != nil {
+				return nil, err
+			}
+		}
+		rec = record{Name: req.Name, Folder: FolderFor(req.Name)}
+		lockKey = "new:" + strings.ToLower(req.Name)
+	default:
+		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give playbookId (to edit a playbook) or name (to create one)."}
+	}
+	rec.WorkspaceKey = workspace.KeyFor(who.Tenant, who.ID)
+
+	id := uuid.NewString()
+	res, err := s.locks.Acquire(ctx, editlock.Request{
+		Holder:   editlock.Holder{SessionID: id, Tenant: who.Tenant, UserID: who.ID, UserName: who.Name, Playbook: lockKey},
+		TTL:      s.cfg.TTL,
+		Takeover: req.Takeover,
+	})
+	var busy *editlock.UserBusyError
+	var locked *editlock.PlaybookLockedError
+	switch {
+	case errors.As(err, &busy):
+		other := s.describe(ctx, busy.Holder)
+		return nil, &Refusal{Status: 409, Code: "user_has_session", Other: other,
+			Message: fmt.Sprintf("You are already editing %q. Close it or take over from here.", other.Name)}
+	case errors.As(err, &locked):
+		return nil, &Refusal{Status: 409, Code: "playbook_locked",
+			Message: fmt.Sprintf("%q is being edited by %s.", rec.Name, locked.Holder.UserName)}
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+
+	var takenOver *Session
+	if res.TakenOver != nil {
+		takenOver = s.describe(ctx, *res.TakenOver)
+		s.end(res.TakenOver.SessionID, "taken over by your session on another tab or device")
+		_ = s.store.Delete(ctx, recordPrefix+res.TakenOver.SessionID)
+		s.record(ctx, who, "session.takeover", res.TakenOver.SessionID, map[string]string{"by": id, "playbook": takenOver.Name})
+	}
+
+	st, err := s.ws.Ensure(ctx, who.Tenant, who.ID)
+	if err != nil {
+		_ = s.locks.Release(context.Background(), res.Holder)
+		return nil, err
+	}
+	raw, _ := json.Marshal(rec)
+	if err := s.store.Set(ctx, recordPrefix+id, raw, s.cfg.TTL); err != nil {
+		_ = s.locks.Release(context.Background(), res.Holder)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l := &live{holder: res.Holder, rec: rec}
+	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	s.mu.Lock()
+	s.live[id] = l
+	s.setGaugeLocked()
+	s.mu.Unlock()
+
+	ticket, err := s.mintTicket(ctx, TicketInfo{SessionID: id, UserID: who.ID, Tenant: who.Tenant})
+	if err != nil {
+		s.closeLive(id, "could not issue the IDE ticket")
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.record(ctx, who, "session.start", id, map[string]string{"playbook": rec.Name, "workspace": string(st.State)})
+	sess := s.sessionOf(l, st.State)
+	return &Started{Session: sess, IDEURL: s.cfg.IDEURL(id) + "/_gw/enter?ticket=" + ticket, TakenOver: takenOver}, nil
+}
+
+func (s *Service) catalogOrNil() Catalog {
+	if p := s.catalog.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Service) sessionOf(l *live, state workspace.Phase) Session {
+	h := l.holder
+	return Session{
+		ID: h.SessionID, PlaybookID: l.rec.PlaybookID, Name: l.rec.Name, Folder: l.rec.Folder,
+		FencingToken: h.Fence, StartedAt: h.AcquiredAt.UTC(), LastActivityAt: time.Unix(0, l.lastActivity.Load()).UTC(),
+		State: string(state), Tenant: h.Tenant, UserID: h.UserID, UserName: h.UserName, WorkspaceKey: l.rec.WorkspaceKey,
+	}
+}
+
+// describe builds a Session for a lock holder, from this gateway's memory
+// or from the stored record.
+func (s *Service) describe(ctx context.Context, h editlock.Holder) *Session {
+	s.mu.Lock()
+	l := s.live[h.SessionID]
+	s.mu.Unlock()
+	if l != nil {
+		sess := s.sessionOf(l, s.phase(h.Tenant, h.UserID))
+		return &sess
+	}
+	var rec record
+	if raw, err := s.store.Get(ctx, recordPrefix+h.SessionID); err == nil {
+		_ = json.Unmarshal(raw, &rec)
+	}
+	if rec.Name == "" {
+		rec.Name = strings.TrimPrefix(h.Playbook, "new:")
+	}
+	tmp := &live{holder: h, rec: rec}
+	tmp.lastActivity.Store(h.AcquiredAt.UnixNano())
+	sess := s.sessionOf(tmp, s.phase(h.Tenant, h.UserID))
+	return &sess
+}
+
+func (s *Service) phase(tenant, user string) workspace.Phase {
+	st, err := s.ws.Status(tenant, user)
+	if err != nil {
+		return workspace.PhaseStopped
+	}
+	return st.State
+}
+
+func (s *Service) mintTicket(ctx context.Context, info TicketInfo) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	t := base64.RawURLEncoding.EncodeToString(b)
+	raw, _ := json.Marshal(info)
+	return t, s.store.Set(ctx, ticketPrefix+hashOf(t), raw, s.cfg.TicketTTL)
+}
+
+// RedeemTicket trades a ticket for what it stands for, once.
+func (s *Service) RedeemTicket(ctx context.Context, ticket string) (TicketInfo, error) {
+	if ticket == "" || len(ticket) > 100 {
+		return TicketInfo{}, ErrBadTicket
+	}
+	raw, err := s.store.Take(ctx, ticketPrefix+hashOf(ticket))
+	if errors.Is(err, kv.ErrNotFound) {
+		return TicketInfo{}, ErrBadTicket
+	}
+	if err != nil {
+		return TicketInfo{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var info TicketInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return TicketInfo{}, ErrBadTicket
+	}
+	return info, nil
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Current is the user's live session, or ErrNotFound.
+func (s *Service) Current(ctx context.Context, who Identity) (*Session, error) {
+	h, err := s.locks.UserHolder(ctx, who.Tenant, who.ID)
+	if errors.Is(err, editlock.ErrNotHeld) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return s.describe(ctx, h), nil
+}
+
+// EndedReason tells why a session of this gateway ended recently ("" if
+// it did not, or not here).
+func (s *Service) EndedReason(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended[id].reason
+}
+
+// Live returns a session this gateway serves, for the IDE proxy's check
+// on every request (memory only: no round trip to Redis).
+func (s *Service) Live(id string) (*Session, bool) {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil {
+		return nil, false
+	}
+	sess := s.sessionOf(l, workspace.PhaseReady)
+	return &sess, true
+}
+
+// Touch records activity on a session (throttling is the caller's).
+func (s *Service) Touch(id string) {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l != nil {
+		l.lastActivity.Store(s.cfg.Now().UnixNano())
+	}
+}
+
+// ConnOpened and ConnClosed count the IDE's open connections: a session
+// with an open IDE is alive even when nobody types.
+func (s *Service) ConnOpened(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[id]; l != nil {
+		l.openConns.Add(1)
+	}
+}
+
+func (s *Service) ConnClosed(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[id]; l != nil {
+		l.openConns.Add(-1)
+		l.lastActivity.Store(s.cfg.Now().UnixNano())
+	}
+}
+
+// Heartbeat is the portal's sign of life for a session of who's.
+func (s *Service) Heartbeat(ctx context.Context, who Identity, id string) (*Session, error) {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil || l.holder.UserID != who.ID || l.holder.Tenant != who.Tenant {
+		return nil, ErrNotFound
+	}
+	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	sess := s.sessionOf(l, s.phase(who.Tenant, who.ID))
+	return &sess, nil
+}
+
+// Get is who's session id, live.
+func (s *Service) Get(ctx context.Context, who Identity, id string) (*Session, error) {
+	h, err := s.holderOf(ctx, who.Tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if h.UserID != who.ID {
+		return nil, ErrNotFound
+	}
+	return s.describe(ctx, h), nil
+}
+
+// End closes who's session id and releases its locks.
+func (s *Service) End(ctx context.Context, who Identity, id string) error {
+	h, err := s.holderOf(ctx, who.Tenant, id)
+	if err != nil {
+		return err
+	}
+	if h.UserID != who.ID {
+		return ErrNotFound
+	}
+	if err := s.locks.Release(ctx, h); err != nil && !errors.Is(err, editlock.ErrLost) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	_ = s.store.Delete(ctx, recordPrefix+id)
+	s.end(id, "closed")
+	s.record(ctx, who, "session.end", id, map[string]string{"reason": "closed"})
+	return nil
+}
+
+// Terminate is an administrator ending someone's session at once.
+func (s *Service) Terminate(ctx context.Context, admin Identity, id string) error {
+	h, err := s.locks.ForceRelease(ctx, admin.Tenant, id)
+	if errors.Is(err, editlock.ErrNotHeld) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	_ = s.store.Delete(ctx, recordPrefix+id)
+	s.end(id, "ended by an administrator ("+admin.Name+")")
+	s.record(ctx, admin, "session.terminate", id, map[string]string{"user": h.UserName, "userId": h.UserID})
+	return nil
+}
+
+func (s *Service) holderOf(ctx context.Context, tenant, id string) (editlock.Holder, error) {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l != nil {
+		return l.holder, nil
+	}
+	hs, err := s.locks.List(ctx, tenant)
+	if err != nil {
+		return editlock.Holder{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, h := range hs {
+		if h.SessionID == id {
+			return h, nil
+		}
+	}
+	return editlock.Holder{}, ErrNotFound
+}
+
+// List is the administrators' view of a tenant's live sessions.
+func (s *Service) List(ctx context.Context, tenant string) ([]Session, error) {
+	hs, err := s.locks.List(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	out := make([]Session, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, *s.describe(ctx, h))
+	}
+	return out, nil
+}
+
+// CheckFence is nil while the session still holds its playbook with the
+// fencing token it was given; saves call it before writing.
+func (s *Service) CheckFence(ctx context.Context, sess *Session) error {
+	err := s.locks.CheckFence(ctx, editlock.Holder{SessionID: sess.ID, Tenant: sess.Tenant, UserID: sess.UserID,
+		Playbook: s.lockKey(sess), Fence: sess.FencingToken})
+	if err != nil && !errors.Is(err, editlock.ErrStaleFence) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+func (s *Service) lockKey(sess *Session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[sess.ID]; l != nil {
+		return l.holder.Playbook
+	}
+	if sess.PlaybookID != nil {
+		return *sess.PlaybookID
+	}
+	return "new:" + strings.ToLower(sess.Name)
+}
+
+// end forgets a session, remembers why, and tells the subscribers (the
+// proxy cuts the IDE's connections).
+func (s *Service) end(id, reason string) {
+	s.mu.Lock()
+	_, wasLive := s.live[id]
+	delete(s.live, id)
+	now := s.cfg.Now()
+	s.ended[id] = ended{reason: reason, at: now}
+	for k, e := range s.ended {
+		if now.Sub(e.at) > endedKeep {
+			delete(s.ended, k)
+		}
+	}
+	s.setGaugeLocked()
+	subs := append([]func(string, string){}, s.subs...)
+	s.mu.Unlock()
+	for _, f := range subs {
+		f(id, reason)
+	}
+	if wasLive {
+		s.log.Info("edit session ended", "session", id, "reason", reason)
+	}
+}
+
+// closeLive releases a session of this gateway for an internal reason.
+func (s *Service) closeLive(id, reason string) {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.locks.Release(ctx, l.holder)
+	_ = s.store.Delete(ctx, recordPrefix+id)
+	s.end(id, reason)
+}
+
+func (s *Service) setGaugeLocked() {
+	if s.cfg.LiveGauge != nil {
+		s.cfg.LiveGauge.Set(float64(len(s.live)))
+	}
+}
+
+func (s *Service) workspaceBusy(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.live {
+		if l.rec.WorkspaceKey == key {
+			return true
+		}
+	}
+	return false
+}
+
+// renewLoop keeps the locks of active sessions and ends the others: no
+// activity for the TTL, a lock that was lost, or a lock store that stopped
+// answering (the session cannot be proven to be the only editor anymore).
+func (s *Service) renewLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.RenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.RenewAll(s.ctx)
+		}
+	}
+}
+
+// RenewAll runs one round of the renewal loop (tests call it directly).
+func (s *Service) RenewAll(ctx context.Context) {
+	s.mu.Lock()
+	ls := make([]*live, 0, len(s.live))
+	for _, l := range s.live {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	now := s.cfg.Now()
+	for _, l := range ls {
+		id := l.holder.SessionID
+		if l.openConns.Load() == 0 && now.Sub(time.Unix(0, l.lastActivity.Load())) > s.cfg.TTL {
+			s.closeLive(id, fmt.Sprintf("no activity for %s", s.cfg.TTL))
+			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "idle"}})
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := s.locks.Renew(rctx, l.holder, s.cfg.TTL)
+		if err == nil {
+			raw, _ := json.Marshal(l.rec)
+			err = s.store.Set(rctx, recordPrefix+id, raw, s.cfg.TTL)
+		}
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, editlock.ErrLost):
+			s.end(id, "the edit lock was taken over or ended elsewhere")
+			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "lock lost"}})
+		default:
+			s.log.Error("edit lock renewal failed", "session", id, "error", err)
+			s.end(id, "the edit lock service stopped answering; your files are safe in your workspace, reopen the playbook when it is back")
+			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "lock store unavailable"}})
+		}
+	}
+}
+
+func (s *Service) record(ctx context.Context, who Identity, action, target string, detail map[string]string) {
+	if err := s.audit.Record(ctx, audit.Event{Tenant: who.Tenant, Actor: who.Name + " (" + who.ID + ")", Action: action, Target: target, Detail: detail}); err != nil {
+		s.log.Error("audit", "action", action, "error", err)
+	}
+}
+
+// Close stops the renewal loop. Sessions are not released: their locks
+// expire unless another gateway renews them.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
