@@ -30,7 +30,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 	say "installing Debian packages: ${need[*]}"
 	"${sudo[@]}" apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" catatonit >/dev/null
+	# netavark, aardvark-dns and catatonit are only recommended by podman.
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+		"${need[@]}" netavark aardvark-dns catatonit >/dev/null
 fi
 
 if [ "${REQUIRE_EXTENSION:-0}" = 1 ] && [ ! -f "$VSIX" ]; then

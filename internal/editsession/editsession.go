@@ -241,12 +241,17 @@ func FolderFor(name string) string {
 
 // Start opens an edit session for who.
 func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*Started, error) {
+	// A name was given when the field is not empty, even if it is only
+	// spaces: that is an invalid name, not a missing one. It is validated
+	// as sent (control characters at its ends are refused, not trimmed
+	// away) and kept without its surrounding spaces.
+	rawName := req.Name
 	req.Name = strings.TrimSpace(req.Name)
 	var rec record
 	var lockKey string
 	cat := s.catalogOrNil()
 	switch {
-	case req.PlaybookID != "" && req.Name != "":
+	case req.PlaybookID != "" && rawName != "":
 		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give either playbookId (to edit a playbook) or name (to create one), not both."}
 	case req.PlaybookID != "":
 		if _, err := uuid.Parse(req.PlaybookID); err != nil || cat == nil {
@@ -262,8 +267,8 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 		id := req.PlaybookID
 		rec = record{PlaybookID: &id, Name: name, Folder: FolderFor(name)}
 		lockKey = id
-	case req.Name != "":
-		if err := ValidateName(req.Name); err != nil {
+	case rawName != "":
+		if err := ValidateName(rawName); err != nil {
 			return nil, &Refusal{Status: 400, Code: "invalid_name", Message: strings.ToUpper(err.Error()[:1]) + err.Error()[1:] + "."}
 		}
 		if cat != nil {
@@ -286,6 +291,12 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 	})
 	var busy *editlock.UserBusyError
 	var locked *editlock.PlaybookLockedError
+	if errors.As(err, &locked) && locked.Holder.UserID == who.ID {
+		// The user's own other session holds this playbook: that is "you
+		// are already editing", which takeover resolves.
+		busy = &editlock.UserBusyError{Holder: locked.Holder}
+		err = busy
+	}
 	switch {
 	case errors.As(err, &busy):
 		other := s.describe(ctx, busy.Holder)
@@ -493,7 +504,7 @@ func (s *Service) Get(ctx context.Context, who Identity, id string) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	if h.UserID != who.ID {
+	if h.UserID != who.ID || h.Tenant != who.Tenant {
 		return nil, ErrNotFound
 	}
 	return s.describe(ctx, h), nil
@@ -505,7 +516,7 @@ func (s *Service) End(ctx context.Context, who Identity, id string) error {
 	if err != nil {
 		return err
 	}
-	if h.UserID != who.ID {
+	if h.UserID != who.ID || h.Tenant != who.Tenant {
 		return ErrNotFound
 	}
 	if err := s.locks.Release(ctx, h); err != nil && !errors.Is(err, editlock.ErrLost) {

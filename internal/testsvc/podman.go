@@ -54,6 +54,14 @@ func StartPodman(t testing.TB) *Podman {
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Fatalf("runc is not installed: run `make setup` (it installs Debian's podman and runc)")
 	}
+	// Recommended, not required, by Debian's podman: an install without
+	// recommends lacks them. catatonit is the containers' init; netavark
+	// and aardvark-dns give isolated bridges with names that resolve.
+	for _, f := range []string{"/usr/libexec/podman/catatonit", "/usr/lib/podman/netavark", "/usr/lib/podman/aardvark-dns"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s is missing: run `make setup` (it installs Debian's catatonit, netavark and aardvark-dns with podman)", f)
+		}
+	}
 	// A short folder: unix socket paths must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "pbs-podman-")
 	if err != nil {

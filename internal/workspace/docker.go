@@ -349,6 +349,10 @@ func (d *Docker) Start(ctx context.Context, spec Spec) error {
 		}
 	}
 	d.forget(spec.Key) // a new start gets a new host port
+	// A stopped container's network may have been pruned meanwhile.
+	if err := d.ensureNetwork(ctx, spec.Key); err != nil {
+		return err
+	}
 	if err := d.ensureGateway(ctx, spec.Key); err != nil {
 		return err
 	}
