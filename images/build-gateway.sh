@@ -16,5 +16,9 @@ trap 'rm -rf "$ctx"' EXIT
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/gateway" ./cmd/gateway
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
 mkdir "$ctx/data"
+old=$("$CLI" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 "$CLI" build --quiet --file images/gateway.Containerfile --tag "$IMAGE" "$ctx" >/dev/null
+new=$("$CLI" image inspect --format '{{.Id}}' "$IMAGE")
+# The previous build, now untagged, goes unless a container still uses it.
+if [ -n "$old" ] && [ "$old" != "$new" ]; then "$CLI" rmi "$old" >/dev/null 2>&1 || true; fi
 printf 'image: built %s\n' "$IMAGE" >&2

@@ -103,7 +103,7 @@ fi
 hash_inputs() {
 	{
 		podman image inspect --format '{{.Id}}' "$BASE"
-		sha256sum images/Containerfile images/build-offline.sh "$NODE" "$CS/package-lock.json"
+		sha256sum images/Containerfile images/build-offline.sh internal/workspace/settings.json "$NODE" "$CS/package-lock.json"
 		ls "$CS"/.installed-*
 		if [ -f "$VSIX" ]; then sha256sum "$VSIX"; else echo "no extension"; fi
 	} | sha256sum | cut -c1-32
@@ -129,6 +129,10 @@ exec /usr/bin/node /usr/lib/code-server/node_modules/code-server/out/node/entry.
 EOF
 chmod 755 "$ctx/rootfs/usr/bin/code-server"
 [ -f "$VSIX" ] && cp "$VSIX" "$ctx/extension/playbook-agent.vsix"
+# The workbench settings every workspace starts with (one file, shared
+# with the local runtime).
+mkdir -p "$ctx/rootfs/home/coder/.local/share/code-server/User"
+cp internal/workspace/settings.json "$ctx/rootfs/home/coder/.local/share/code-server/User/settings.json"
 [ -f "$VSIX" ] || say "note: $VSIX not found; the image has no agent extension"
 
 old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)

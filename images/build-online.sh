@@ -26,10 +26,12 @@ if [ "${REQUIRE_EXTENSION:-0}" = 1 ] && [ ! -f "$VSIX" ]; then
 	exit 1
 fi
 
-# The official image has code-server and node: rootfs/ stays empty.
+# The official image has code-server and node: rootfs/ holds only the
+# workbench settings every workspace starts with.
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs" "$ctx/extension"
+mkdir -p "$ctx/rootfs/home/coder/.local/share/code-server/User" "$ctx/extension"
+cp internal/workspace/settings.json "$ctx/rootfs/home/coder/.local/share/code-server/User/settings.json"
 if [ -f "$VSIX" ]; then
 	cp "$VSIX" "$ctx/extension/playbook-agent.vsix"
 else

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export DATA_DIR=${DATA_DIR:-$PWD/data}
 mkdir -p "$DATA_DIR"
-portal=${PUBLIC_URL:-http://localhost:8080}
+portal=${PUBLIC_URL:-http://playbooks.localhost:8080}
 issuer=${OIDC_ISSUER:-http://localhost:8081}
 
 pids=()

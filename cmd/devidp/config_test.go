@@ -25,7 +25,7 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, nil, func(t *testing.T, c config) {
 			want := config{
 				addr: "127.0.0.1:8081", issuer: "http://localhost:8081", clientID: "playbook-studio", clientSecret: "dev-secret",
-				redirectURIs: []string{"http://localhost:8080/auth/callback"}, postLogoutRedirectURIs: []string{"http://localhost:8080/"},
+				redirectURIs: []string{"http://playbooks.localhost:8080/auth/callback"}, postLogoutRedirectURIs: []string{"http://playbooks.localhost:8080/"},
 			}
 			if !equalConfig(c, want) {
 				t.Errorf("got %+v, want %+v", c, want)

@@ -61,8 +61,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.usersPath, "users", env("DEVIDP_USERS", ""), "path to a JSON users file; default: embedded users.json (DEVIDP_USERS)")
 	fs.StringVar(&c.clientID, "client-id", env("DEVIDP_CLIENT_ID", "playbook-studio"), "client ID (DEVIDP_CLIENT_ID)")
 	fs.StringVar(&c.clientSecret, "client-secret", env("DEVIDP_CLIENT_SECRET", "dev-secret"), "client secret (DEVIDP_CLIENT_SECRET)")
-	fs.StringVar(&redirects, "redirect-uris", env("DEVIDP_REDIRECT_URIS", "http://localhost:8080/auth/callback"), "comma-separated redirect URIs (DEVIDP_REDIRECT_URIS)")
-	fs.StringVar(&postLogout, "post-logout-redirect-uris", env("DEVIDP_POST_LOGOUT_REDIRECT_URIS", "http://localhost:8080/"), "comma-separated post-logout redirect URIs (DEVIDP_POST_LOGOUT_REDIRECT_URIS)")
+	fs.StringVar(&redirects, "redirect-uris", env("DEVIDP_REDIRECT_URIS", "http://playbooks.localhost:8080/auth/callback"), "comma-separated redirect URIs (DEVIDP_REDIRECT_URIS)")
+	fs.StringVar(&postLogout, "post-logout-redirect-uris", env("DEVIDP_POST_LOGOUT_REDIRECT_URIS", "http://playbooks.localhost:8080/"), "comma-separated post-logout redirect URIs (DEVIDP_POST_LOGOUT_REDIRECT_URIS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

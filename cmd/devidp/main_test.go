@@ -27,8 +27,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	testRedirectURI   = "http://localhost:8080/auth/callback"
-	testPostLogoutURI = "http://localhost:8080/"
+	testRedirectURI   = "http://playbooks.localhost:8080/auth/callback"
+	testPostLogoutURI = "http://playbooks.localhost:8080/"
 	testClientID      = "playbook-studio"
 	testClientSecret  = "dev-secret"
 )
@@ -420,7 +420,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 
 func checkLoginPage(t *testing.T, resp *http.Response, page string) {
 	t.Helper()
-	if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "form-action 'self' http://localhost:8080;") || !strings.Contains(got, "frame-ancestors 'none'") {
+	if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "form-action 'self' http://playbooks.localhost:8080;") || !strings.Contains(got, "frame-ancestors 'none'") {
 		t.Errorf("CSP = %q", got)
 	}
 	for _, want := range []string{

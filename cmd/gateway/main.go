@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sessions.Close()
-	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost}, sessions, workspaces, store, log)
+	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite}, sessions, workspaces, store, log)
 	if err != nil {
 		return err
 	}

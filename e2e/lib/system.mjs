@@ -40,6 +40,7 @@ async function waitFor(url, ms) {
 
 function start(name, bin, args, env) {
   const child = spawn(join(root, 'bin', bin), args, {
+    cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -70,7 +71,9 @@ async function stop(proc) {
 export async function startSystem() {
   const gwPort = await freePort();
   const idpPort = await freePort();
-  const portal = `http://localhost:${gwPort}`;
+  // The portal on a *.localhost name, so the IDE hosts below it share its
+  // site (see the README: cookies and storage of the framed IDE).
+  const portal = `http://playbooks.localhost:${gwPort}`;
   const issuer = `http://localhost:${idpPort}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'pbs-e2e-'));
   const secret = `e2e-secret-${idpPort}`;
@@ -84,7 +87,7 @@ export async function startSystem() {
   const gw = start('gateway', 'gateway', [], {
     LISTEN_ADDR: `127.0.0.1:${gwPort}`,
     PUBLIC_URL: portal,
-    IDE_URL_TEMPLATE: `http://{session}.ide.localhost:${gwPort}`,
+    IDE_URL_TEMPLATE: `http://{session}.ide.playbooks.localhost:${gwPort}`,
     OIDC_ISSUER: issuer,
     OIDC_CLIENT_SECRET: secret,
     DATA_DIR: dataDir,

@@ -36,10 +36,10 @@ func TestLoadDefaults(t *testing.T) {
 	if c.ListenAddr != "127.0.0.1:8080" {
 		t.Errorf("ListenAddr = %q", c.ListenAddr)
 	}
-	if got := c.PublicURL.String(); got != "http://localhost:8080" {
+	if got := c.PublicURL.String(); got != "http://playbooks.localhost:8080" {
 		t.Errorf("PublicURL = %q", got)
 	}
-	if c.IDEURLTemplate != "http://{session}.ide.localhost:8080" || c.IDEHost.Scheme != "http" || c.IDEHost.Suffix() != ".ide.localhost:8080" {
+	if c.IDEURLTemplate != "http://{session}.ide.playbooks.localhost:8080" || c.IDEHost.Scheme != "http" || c.IDEHost.Suffix() != ".ide.playbooks.localhost:8080" {
 		t.Errorf("IDE host = %q %+v", c.IDEURLTemplate, c.IDEHost)
 	}
 	if c.OIDCIssuer != "http://localhost:8081" || c.OIDCClientID != "playbook-studio" || c.OIDCClientSecret != "dev-secret" {

@@ -47,6 +47,9 @@ type Config struct {
 	CookieTTL time.Duration
 	// TouchEvery throttles how often proxied traffic counts as activity.
 	TouchEvery time.Duration
+	// CrossSite: an outer portal on another site frames the IDE
+	// (COOKIE_CROSS_SITE).
+	CrossSite bool
 }
 
 // Proxy is the IDE host's handler.
@@ -171,7 +174,7 @@ func (p *Proxy) Enter(c echo.Context) error {
 	if err := p.store.Set(r.Context(), cookiePrefix+hashOf(value), raw, p.cfg.CookieTTL); err != nil {
 		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "The IDE cannot be opened right now. Try again in a moment.", err)
 	}
-	c.SetCookie(p.cookie(r.Host, value))
+	c.SetCookie(p.cookie(value))
 	c.Response().Header().Set("Cache-Control", "no-store")
 	// Open the workbench on the playbook's folder, creating it if this is
 	// a new playbook (an empty archive makes the folder).
@@ -187,21 +190,15 @@ func (p *Proxy) Enter(c echo.Context) error {
 	return c.Redirect(http.StatusFound, target)
 }
 
-// cookie builds the IDE cookie. The IDE is framed by the portal, which is
-// another site (a different registrable domain, or *.localhost), so the
-// cookie must be SameSite=None to be sent inside the frame; that needs
-// Secure, which browsers honour on https and on *.localhost. Partitioned
-// keeps it working where third-party cookies are blocked.
-func (p *Proxy) cookie(host, value string) *http.Cookie {
-	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true, MaxAge: int(p.cfg.CookieTTL / time.Second)}
-	h, _, err := net.SplitHostPort(host)
-	if err != nil {
-		h = host
-	}
-	if p.cfg.Hosts.Scheme == "https" || strings.HasSuffix(h, ".localhost") {
+// cookie builds the IDE cookie. The IDE hosts share the portal's site
+// (*.ide.<portal host>), so a SameSite=Lax cookie is sent inside the
+// portal's frame. When an outer portal on another site frames everything
+// (CrossSite), it must be SameSite=None; Secure; Partitioned instead.
+func (p *Proxy) cookie(value string) *http.Cookie {
+	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true, MaxAge: int(p.cfg.CookieTTL / time.Second),
+		SameSite: http.SameSiteLaxMode, Secure: p.cfg.Hosts.Scheme == "https"}
+	if p.cfg.CrossSite {
 		ck.Secure, ck.SameSite, ck.Partitioned = true, http.SameSiteNoneMode, true
-	} else {
-		ck.SameSite = http.SameSiteLaxMode
 	}
 	return ck
 }

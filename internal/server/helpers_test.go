@@ -25,10 +25,10 @@ import (
 	"github.com/playbookstudio/gateway/internal/apierror"
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
+	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
-	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/testsvc"
@@ -118,6 +118,8 @@ func newTestEnv(t *testing.T, env map[string]string) *testEnv {
 		"OIDC_ISSUER":             "http://127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t)),
 		"ALLOWED_FRAME_ANCESTORS": outerOrigin,
 		"DATA_DIR":                t.TempDir(),
+		"PUBLIC_URL":              portalOrigin,
+		"IDE_URL_TEMPLATE":        "http://{session}.ide.localhost:8080",
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -49,5 +49,7 @@ func portalCSP(ideFrameSource, issuerOrigin string, ancestors []string) string {
 // ideCSP is what the gateway itself says on IDE hosts: only the portal
 // and the configured outer portals may frame the IDE.
 func ideCSP(portalOrigin string, ancestors []string) string {
-	return "frame-ancestors " + strings.Join(append([]string{portalOrigin}, ancestors...), " ") + "; base-uri 'self'; object-src 'none'"
+	// 'self': the workbench frames its own origin (the extension host,
+	// webviews), and frame-ancestors is checked against every ancestor.
+	return "frame-ancestors 'self' " + strings.Join(append([]string{portalOrigin}, ancestors...), " ") + "; base-uri 'self'; object-src 'none'"
 }

@@ -75,7 +75,7 @@ func TestPortalCSP(t *testing.T) {
 
 func TestIDECSP(t *testing.T) {
 	got := ideCSP("http://localhost:8080", []string{"https://outer.example.com"})
-	want := "frame-ancestors http://localhost:8080 https://outer.example.com; base-uri 'self'; object-src 'none'"
+	want := "frame-ancestors 'self' http://localhost:8080 https://outer.example.com; base-uri 'self'; object-src 'none'"
 	if got != want {
 		t.Errorf("ideCSP = %q, want %q", got, want)
 	}

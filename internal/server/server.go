@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -97,10 +98,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ide.ServeHTTP(w, r)
 	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
 		s.portal.ServeHTTP(w, r)
+	case s.localAlias(host) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		http.Redirect(w, r, s.cfg.PublicURL.String()+r.URL.RequestURI(), http.StatusFound)
 	default:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusMisdirectedRequest)
 		fmt.Fprintf(w, "This gateway does not serve this host name. The portal is at %s\n", s.cfg.PublicURL)
 	}
+}
+
+// localAlias is true for http://localhost:PORT when the portal is a
+// *.localhost name on the same port: local runs put the portal on
+// playbooks.localhost so that the IDE hosts (*.ide.playbooks.localhost)
+// are on the portal's site, and plain localhost leads there.
+func (s *Server) localAlias(host string) bool {
+	h, port, err := net.SplitHostPort(s.portalHost)
+	if err != nil {
+		h, port = s.portalHost, ""
+	}
+	if !strings.HasSuffix(h, ".localhost") {
+		return false
+	}
+	want := "localhost"
+	if port != "" {
+		want += ":" + port
+	}
+	return host == want
 }

@@ -52,7 +52,7 @@ func TestHostRouting(t *testing.T) {
 		w := env.do(req(http.MethodGet, "http://abc.ide.localhost:8080"+path, nil))
 		wantError(t, w, http.StatusUnauthorized, "unauthenticated")
 		csp := w.Header().Get("Content-Security-Policy")
-		if !strings.HasPrefix(csp, "frame-ancestors http://localhost:8080 "+outerOrigin+";") {
+		if !strings.HasPrefix(csp, "frame-ancestors 'self' http://localhost:8080 "+outerOrigin+";") {
 			t.Errorf("IDE CSP = %q", csp)
 		}
 		if w.Header().Get("X-Content-Type-Options") != "nosniff" || w.Header().Get("X-Request-Id") == "" {
@@ -127,7 +127,7 @@ func TestPortalHeadersHTTPS(t *testing.T) {
 		t.Errorf("CSP = %q", csp)
 	}
 	w = env.do(req(http.MethodGet, "https://x1.ide.example.com/", nil))
-	if w.Header().Get("Strict-Transport-Security") == "" || !strings.HasPrefix(w.Header().Get("Content-Security-Policy"), "frame-ancestors https://studio.example.com ") {
+	if w.Header().Get("Strict-Transport-Security") == "" || !strings.HasPrefix(w.Header().Get("Content-Security-Policy"), "frame-ancestors 'self' https://studio.example.com ") {
 		t.Errorf("IDE host headers = %v", w.Header())
 	}
 	if env.auth.SessionCookieName() != "__Host-pbs_session" {

@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bytes"
+	_ "embed"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -152,6 +153,9 @@ func (l *Local) Start(ctx context.Context, spec Spec) error {
 		}
 	}
 	if err := l.installExtensions(spec.Key); err != nil {
+		return err
+	}
+	if err := writeDefaultSettings(filepath.Join(d, "user-data", "User")); err != nil {
 		return err
 	}
 	sock := l.socket(spec.Key)
@@ -387,3 +391,24 @@ func (l *Local) Close() error { return nil }
 // ProjectPath is where the workspace's project folder is, as its
 // code-server sees it.
 func (l *Local) ProjectPath(key string) string { return l.project(key) }
+
+// DefaultSettings are the workbench settings a new workspace starts with:
+// straight into the playbook, no walkthroughs, no telemetry, no prompts
+// about trusting the folder the gateway itself opened. The workspace image
+// copies the same file (images/build-offline.sh).
+//
+//go:embed settings.json
+var DefaultSettings []byte
+
+// writeDefaultSettings writes the settings once; the user's own changes
+// are kept after that.
+func writeDefaultSettings(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	p := filepath.Join(dir, "settings.json")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	return os.WriteFile(p, DefaultSettings, 0o600)
+}
