@@ -3,12 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: run test setup build vet fmt-check unit e2e fuzz bench clean
+.PHONY: run test setup build vet fmt-check unit extension-test image e2e fuzz bench clean
 
 run: build ## start the dev provider and the gateway on http://localhost:8080
 	@scripts/run-local.sh
 
-test: setup build fmt-check vet unit e2e ## everything CI runs
+test: setup build fmt-check vet extension-test image unit e2e ## everything CI runs
 
 setup:
 	@scripts/setup.sh test
@@ -25,9 +25,19 @@ fmt-check:
 vet:
 	@$(GO) vet ./...
 
-# Fuzz targets' seed corpora run as ordinary tests here.
+# Fuzz targets' seed corpora run as ordinary tests here; the Docker
+# runtime's tests include one with the real workspace image.
 unit:
-	@$(GO) test -count=1 ./...
+	@PBS_TEST_REAL_IMAGE=1 PBS_REQUIRE_EXTENSION=1 $(GO) test -count=1 ./...
+
+extension-test:
+	@scripts/build-extension.sh
+	@cd extensions/playbook-agent && npm test --silent
+
+# The workspace image, built offline from Debian packages (images/).
+image:
+	@scripts/build-extension.sh
+	@REQUIRE_EXTENSION=1 images/build-offline.sh
 
 e2e: build
 	@cd e2e && node --test --test-concurrency=1 tests/

@@ -14,13 +14,11 @@ need_cmd() {
 }
 need_cmd go "install Go 1.26 (https://go.dev/doc/install)"
 
-# apt_install PKG... installs the Debian packages whose command is missing.
+# apt_install PKG... installs the Debian packages that are not installed.
 apt_install() {
-	local missing=()
-	local pair cmd pkg
-	for pair in "$@"; do
-		cmd=${pair%%:*} pkg=${pair#*:}
-		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	local missing=() pkg
+	for pkg in "$@"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	local sudo=()
@@ -39,7 +37,10 @@ scripts/install-code-server.sh
 scripts/build-extension.sh
 
 if [ "$what" = test ]; then
-	apt_install redis-server:redis-server chromium:chromium podman:podman runc:runc debootstrap:debootstrap
+	# Redis for the lock and session tests, Chromium for the browser tests,
+	# Podman (with the network stack it only recommends) serving the Docker
+	# API for the Docker runtime's tests, debootstrap for the offline image.
+	apt_install redis-server chromium podman runc netavark aardvark-dns catatonit debootstrap
 	# The browser tests' packages, reinstalled only when the lock file changes.
 	stamp=e2e/node_modules/.installed-lock
 	if [ ! -f "$stamp" ] || ! cmp -s e2e/package-lock.json "$stamp"; then

@@ -188,6 +188,21 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log 
 			return nil, err
 		}
 		rt = local
+	case "docker":
+		d, err := workspace.NewDocker(workspace.DockerConfig{
+			Host:             cfg.DockerHost,
+			Image:            cfg.WorkspaceImage,
+			Memory:           cfg.WorkspaceMemory,
+			NanoCPUs:         cfg.WorkspaceNanoCPUs,
+			PidsLimit:        cfg.WorkspacePidsLimit,
+			Mode:             cfg.DockerMode,
+			GatewayContainer: cfg.DockerGateway,
+			InternalNetworks: cfg.DockerInternalNets,
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("WORKSPACE_RUNTIME=docker: %w", err)
+		}
+		rt = d
 	default:
 		return nil, fmt.Errorf("WORKSPACE_RUNTIME %q is not available in this build", cfg.WorkspaceRuntime)
 	}

@@ -49,6 +49,12 @@ type Config struct {
 	WorkspaceReadyTimeout time.Duration // WORKSPACE_READY_TIMEOUT
 	WorkspaceImage        string        // WORKSPACE_IMAGE
 	DockerHost            string        // DOCKER_HOST
+	DockerMode            string        // WORKSPACE_DOCKER_MODE: publish | network
+	DockerGateway         string        // WORKSPACE_DOCKER_GATEWAY_CONTAINER
+	DockerInternalNets    bool          // WORKSPACE_DOCKER_INTERNAL_NETWORKS
+	WorkspaceMemory       int64         // WORKSPACE_MEMORY (bytes)
+	WorkspaceNanoCPUs     int64         // WORKSPACE_CPUS (×1e9)
+	WorkspacePidsLimit    int64         // WORKSPACE_PIDS_LIMIT
 	WorkspaceIdleTimeout  time.Duration // WORKSPACE_IDLE_TIMEOUT
 	MaxConcurrentSpawns   int           // MAX_CONCURRENT_SPAWNS
 	EditSessionTTL        time.Duration // EDIT_SESSION_TTL
@@ -102,6 +108,12 @@ func Settings() []Setting {
 		{"WORKSPACE_READY_TIMEOUT", "60s", "how long a workspace may take to become ready before it counts as failed"},
 		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
 		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
+		{"WORKSPACE_DOCKER_MODE", "publish", "docker runtime: publish (each workspace's port on 127.0.0.1; gateway on the host) or network (gateway in a container joining each workspace's network)"},
+		{"WORKSPACE_DOCKER_GATEWAY_CONTAINER", "", "network mode: the gateway's container name (empty: this container's hostname)"},
+		{"WORKSPACE_DOCKER_INTERNAL_NETWORKS", "false", "network mode: workspace networks without a route off the host (workspaces reach only the gateway)"},
+		{"WORKSPACE_MEMORY", "2g", "docker runtime: memory limit of a workspace (bytes, or with k, m, g)"},
+		{"WORKSPACE_CPUS", "1", "docker runtime: CPUs of a workspace (may be fractional)"},
+		{"WORKSPACE_PIDS_LIMIT", "512", "docker runtime: process limit of a workspace"},
 		{"WORKSPACE_IDLE_TIMEOUT", "30m", "idle time before a workspace is stopped"},
 		{"MAX_CONCURRENT_SPAWNS", "4", "workspace starts at once; more get 429"},
 		{"EDIT_SESSION_TTL", "2m", "how long an edit session lives without heartbeats"},
@@ -235,15 +247,9 @@ func parse(get func(string) string) (*Config, error) {
 	} else if c.RedisURL != "" {
 		bad("SESSION_SECRET", "must be set when REDIS_URL is set, so every replica can read the sign-in cookies")
 	}
-	switch v := strings.ToLower(get("COOKIE_CROSS_SITE")); v {
-	case "", "false", "0", "no":
-	case "true", "1", "yes":
-		c.CookieCrossSite = true
-		if c.PublicURL != nil && c.PublicURL.Scheme != "https" {
-			bad("COOKIE_CROSS_SITE", "needs an https PUBLIC_URL: browsers drop SameSite=None cookies that are not Secure")
-		}
-	default:
-		bad("COOKIE_CROSS_SITE", "want true or false, got %q", v)
+	c.CookieCrossSite = boolean(get, "COOKIE_CROSS_SITE", bad)
+	if c.CookieCrossSite && c.PublicURL != nil && c.PublicURL.Scheme != "https" {
+		bad("COOKIE_CROSS_SITE", "needs an https PUBLIC_URL: browsers drop SameSite=None cookies that are not Secure")
 	}
 
 	if c.RedisURL != "" {
@@ -278,6 +284,23 @@ func parse(get func(string) string) (*Config, error) {
 	} else if u, err := url.Parse(c.WorkspaceGatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("WORKSPACE_GATEWAY_URL", "want an absolute http(s) URL, got %q", c.WorkspaceGatewayURL)
 	}
+	switch c.DockerMode = get("WORKSPACE_DOCKER_MODE"); c.DockerMode {
+	case "publish", "network":
+	default:
+		bad("WORKSPACE_DOCKER_MODE", "want publish or network, got %q", c.DockerMode)
+	}
+	c.DockerGateway = get("WORKSPACE_DOCKER_GATEWAY_CONTAINER")
+	c.DockerInternalNets = boolean(get, "WORKSPACE_DOCKER_INTERNAL_NETWORKS", bad)
+	if c.DockerInternalNets && c.DockerMode != "network" {
+		bad("WORKSPACE_DOCKER_INTERNAL_NETWORKS", "needs WORKSPACE_DOCKER_MODE=network (ports are not published from internal networks)")
+	}
+	c.WorkspaceMemory = byteSize(get, "WORKSPACE_MEMORY", 64<<20, 1<<40, bad)
+	if cpus, err := strconv.ParseFloat(get("WORKSPACE_CPUS"), 64); err != nil || cpus < 0.1 || cpus > 64 {
+		bad("WORKSPACE_CPUS", "want a number of CPUs from 0.1 to 64, got %q", get("WORKSPACE_CPUS"))
+	} else {
+		c.WorkspaceNanoCPUs = int64(cpus * 1e9)
+	}
+	c.WorkspacePidsLimit = integer(get, "WORKSPACE_PIDS_LIMIT", 32, 1<<20, bad)
 	if c.WorkspaceRuntime == "docker" && c.WorkspaceImage == "" {
 		bad("WORKSPACE_IMAGE", "must be set for the docker runtime")
 	}
@@ -365,6 +388,41 @@ func stripDefaultPort(scheme, host string) string {
 		return host[:strings.LastIndexByte(host, ':')]
 	}
 	return host
+}
+
+func boolean(get func(string) string, env string, bad func(string, string, ...any)) bool {
+	switch v := strings.ToLower(get(env)); v {
+	case "", "false", "0", "no":
+		return false
+	case "true", "1", "yes":
+		return true
+	default:
+		bad(env, "want true or false, got %q", v)
+		return false
+	}
+}
+
+// byteSize reads sizes like 512m, 2g or 1073741824.
+func byteSize(get func(string) string, env string, lo, hi int64, bad func(string, string, ...any)) int64 {
+	v := strings.ToLower(get(env))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "k"):
+		mult, v = 1<<10, v[:len(v)-1]
+	case strings.HasSuffix(v, "m"):
+		mult, v = 1<<20, v[:len(v)-1]
+	case strings.HasSuffix(v, "g"):
+		mult, v = 1<<30, v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		bad(env, "want a size like 512m or 2g, got %q", get(env))
+		return 0
+	}
+	if n*mult < lo || n*mult > hi {
+		bad(env, "must be between %d and %d bytes, got %d", lo, hi, n*mult)
+	}
+	return n * mult
 }
 
 func duration(get func(string) string, env string, lo, hi time.Duration, bad func(string, string, ...any)) time.Duration {

@@ -2,9 +2,9 @@ package workspace
 
 import (
 	"bytes"
-	_ "embed"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
