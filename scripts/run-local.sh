@@ -28,9 +28,9 @@ fi
 bin/gateway > >(sed -u 's/^/gateway | /') &
 pids+=($!)
 
+listen=${LISTEN_ADDR:-127.0.0.1:8080}
 for _ in $(seq 100); do
-	if curl -fsS -o /dev/null "http://127.0.0.1:${LISTEN_ADDR##*:}/readyz" 2>/dev/null || \
-	   curl -fsS -o /dev/null "http://127.0.0.1:8080/readyz" 2>/dev/null; then
+	if curl -fsS -o /dev/null "http://127.0.0.1:${listen##*:}/readyz" 2>/dev/null; then
 		printf '\n  Playbook Studio is up: %s  (sign in as alice/alice or bob/bob; Ctrl-C stops)\n\n' "$portal"
 		break
 	fi
