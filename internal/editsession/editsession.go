@@ -123,6 +123,7 @@ type live struct {
 	rec          record
 	lastActivity atomic.Int64 // unix nanoseconds
 	openConns    atomic.Int32 // open IDE connections (WebSockets)
+	lastRenewed  atomic.Int64 // unix nanoseconds of the last successful renewal
 }
 
 type ended struct {
@@ -329,6 +330,7 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 	}
 	l := &live{holder: res.Holder, rec: rec}
 	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	l.lastRenewed.Store(s.cfg.Now().UnixNano())
 	s.mu.Lock()
 	s.live[id] = l
 	s.setGaugeLocked()
@@ -480,7 +482,9 @@ func (s *Service) ConnClosed(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.live[id]; l != nil {
-		l.openConns.Add(-1)
+		if l.openConns.Add(-1) < 0 {
+			l.openConns.Store(0)
+		}
 		l.lastActivity.Store(s.cfg.Now().UnixNano())
 	}
 }
@@ -696,11 +700,18 @@ func (s *Service) RenewAll(ctx context.Context) {
 		cancel()
 		switch {
 		case err == nil:
+			l.lastRenewed.Store(now.UnixNano())
 		case errors.Is(err, editlock.ErrLost):
 			s.end(id, "the edit lock was taken over or ended elsewhere")
 			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "lock lost"}})
 		default:
 			s.log.Error("edit lock renewal failed", "session", id, "error", err)
+			// A blip is survived while the lease still holds past the next
+			// round; after that the session can no longer be proven to be
+			// the only editor, and it ends.
+			if now.Sub(time.Unix(0, l.lastRenewed.Load()))+s.cfg.RenewEvery < s.cfg.TTL {
+				continue
+			}
 			s.end(id, "the edit lock service stopped answering; your files are safe in your workspace, reopen the playbook when it is back")
 			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "lock store unavailable"}})
 		}

@@ -26,6 +26,10 @@ func NewRedis(url, prefix string) (*Redis, error) {
 		// The URL may hold a password: never echo it back.
 		return nil, errors.New("kv: REDIS_URL is not a valid Redis URL")
 	}
+	// Fail fast while Redis is away: callers answer 503 and retry on their
+	// own schedule, rather than each call spending seconds in retries.
+	opts.MaxRetries = 1
+	opts.DialerRetries = 1
 	opts.DialTimeout = 2 * time.Second
 	opts.ReadTimeout = 2 * time.Second
 	opts.WriteTimeout = 2 * time.Second
