@@ -25,6 +25,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
+	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/server"
 	"github.com/playbookstudio/gateway/internal/workspace"
 	"github.com/playbookstudio/gateway/web"
@@ -110,6 +111,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sessions.Close()
+	records, err := newRecords(cfg)
+	if err != nil {
+		return err
+	}
+	defer records.Store.Close()
+	sessions.SetRecords(records)
 	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite}, sessions, workspaces, store, log)
 	if err != nil {
 		return err
@@ -121,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
-		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog})
+		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog, Playbooks: records.Store})
 	if err != nil {
 		return err
 	}
@@ -222,6 +229,21 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log 
 	}
 	m.RunCuller(min(cfg.WorkspaceIdleTimeout/4, time.Minute))
 	return m, nil
+}
+
+// newRecords opens the playbook store (SQLite under DATA_DIR) and the
+// validator.
+func newRecords(cfg *config.Config) (*editsession.Records, error) {
+	store, err := playbook.NewSQLite(filepath.Join(cfg.DataDir, "playbooks.db"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+	v, err := playbook.NewValidator(cfg.ValidatorPython)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("VALIDATOR_PYTHON: %w", err)
+	}
+	return &editsession.Records{Store: store, Validator: v, Limits: playbook.DefaultLimits, PlaybookLimit: cfg.PlaybookLimit}, nil
 }
 
 // newLocksAndAudit picks the Redis implementations when the store is Redis.

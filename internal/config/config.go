@@ -68,6 +68,7 @@ type Config struct {
 	LLMModel            string // LLM_MODEL
 	LLMDailyTokenBudget int64  // LLM_DAILY_TOKEN_BUDGET
 	PlaybookLimit       int    // PLAYBOOK_LIMIT
+	ValidatorPython     string // VALIDATOR_PYTHON: python3 that parses playbooks (never runs them)
 
 	LogLevel string // LOG_LEVEL: debug | info | warn | error
 }
@@ -125,6 +126,7 @@ func Settings() []Setting {
 		{"LLM_MODEL", "", "the model name"},
 		{"LLM_DAILY_TOKEN_BUDGET", "8000000", "AI tokens per tenant per UTC day"},
 		{"PLAYBOOK_LIMIT", "100", "playbooks per tenant"},
+		{"VALIDATOR_PYTHON", "python3", "the Python 3.10+ that checks saved playbooks: it parses them and lists the standard library's modules, never runs them"},
 		{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	}
 }
@@ -184,6 +186,7 @@ func parse(get func(string) string) (*Config, error) {
 		LLMBaseURL:          get("LLM_BASE_URL"),
 		LLMAPIKey:           get("LLM_API_KEY"),
 		LLMModel:            get("LLM_MODEL"),
+		ValidatorPython:     get("VALIDATOR_PYTHON"),
 		LogLevel:            strings.ToLower(get("LOG_LEVEL")),
 	}
 

@@ -29,6 +29,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -42,10 +43,13 @@ type Session struct {
 	StartedAt      time.Time `json:"startedAt"`
 	LastActivityAt time.Time `json:"lastActivityAt"`
 	State          string    `json:"state"` // the workspace's phase
-	Tenant         string    `json:"-"`
-	UserID         string    `json:"-"`
-	UserName       string    `json:"-"`
-	WorkspaceKey   string    `json:"-"`
+	// Notice tells the user something about opening the session (unsaved
+	// work in the folder was kept).
+	Notice       string `json:"notice,omitempty"`
+	Tenant       string `json:"-"`
+	UserID       string `json:"-"`
+	UserName     string `json:"-"`
+	WorkspaceKey string `json:"-"`
 }
 
 // Identity is the user asking, as the session package needs it.
@@ -74,6 +78,8 @@ type Refusal struct {
 	Code    string
 	Message string
 	Other   *Session // the other session, for user_has_session
+	// Problems are validation findings, for validation_failed.
+	Problems []playbook.Problem
 }
 
 func (r *Refusal) Error() string { return r.Code + ": " + r.Message }
@@ -107,6 +113,8 @@ type Service struct {
 	audit   audit.Log
 	log     *slog.Logger
 	catalog atomic.Pointer[Catalog]
+	records atomic.Pointer[Records]
+	saveMu  sync.Mutex // one save at a time: versions are numbered in order
 
 	mu    sync.Mutex
 	live  map[string]*live // sessions this gateway serves
@@ -124,6 +132,8 @@ type live struct {
 	lastActivity atomic.Int64 // unix nanoseconds
 	openConns    atomic.Int32 // open IDE connections (WebSockets)
 	lastRenewed  atomic.Int64 // unix nanoseconds of the last successful renewal
+	seeded       atomic.Bool  // the folder holds the saved version (or kept work)
+	notice       atomic.Pointer[string]
 }
 
 type ended struct {
@@ -267,7 +277,7 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 		}
 		id := req.PlaybookID
 		rec = record{PlaybookID: &id, Name: name, Folder: FolderFor(name)}
-		lockKey = id
+		lockKey = LockKey(name)
 	case rawName != "":
 		if err := ValidateName(rawName); err != nil {
 			return nil, &Refusal{Status: 400, Code: "invalid_name", Message: strings.ToUpper(err.Error()[:1]) + err.Error()[1:] + "."}
@@ -278,7 +288,7 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 			}
 		}
 		rec = record{Name: req.Name, Folder: FolderFor(req.Name)}
-		lockKey = "new:" + strings.ToLower(req.Name)
+		lockKey = LockKey(req.Name)
 	default:
 		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give playbookId (to edit a playbook) or name (to create one)."}
 	}
@@ -331,6 +341,12 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 	l := &live{holder: res.Holder, rec: rec}
 	l.lastActivity.Store(s.cfg.Now().UnixNano())
 	l.lastRenewed.Store(s.cfg.Now().UnixNano())
+	if rec.PlaybookID != nil && s.recordsOrNil() != nil {
+		s.wg.Add(1)
+		go s.seed(l, who)
+	} else {
+		l.seeded.Store(true)
+	}
 	s.mu.Lock()
 	s.live[id] = l
 	s.setGaugeLocked()
@@ -355,7 +371,15 @@ func (s *Service) catalogOrNil() Catalog {
 
 func (s *Service) sessionOf(l *live, state workspace.Phase) Session {
 	h := l.holder
-	return Session{
+	if state == workspace.PhaseReady && !l.seeded.Load() {
+		// Ready for the user once the saved version is in the folder.
+		state = workspace.PhaseStarting
+	}
+	notice := ""
+	if n := l.notice.Load(); n != nil {
+		notice = *n
+	}
+	return Session{Notice: notice,
 		ID: h.SessionID, PlaybookID: l.rec.PlaybookID, Name: l.rec.Name, Folder: l.rec.Folder,
 		FencingToken: h.Fence, StartedAt: h.AcquiredAt.UTC(), LastActivityAt: time.Unix(0, l.lastActivity.Load()).UTC(),
 		State: string(state), Tenant: h.Tenant, UserID: h.UserID, UserName: h.UserName, WorkspaceKey: l.rec.WorkspaceKey,
@@ -377,10 +401,11 @@ func (s *Service) describe(ctx context.Context, h editlock.Holder) *Session {
 		_ = json.Unmarshal(raw, &rec)
 	}
 	if rec.Name == "" {
-		rec.Name = strings.TrimPrefix(h.Playbook, "new:")
+		rec.Name = strings.TrimPrefix(h.Playbook, lockPrefix)
 	}
 	tmp := &live{holder: h, rec: rec}
 	tmp.lastActivity.Store(h.AcquiredAt.UnixNano())
+	tmp.seeded.Store(true) // another gateway serves it and seeds it
 	sess := s.sessionOf(tmp, s.phase(h.Tenant, h.UserID))
 	return &sess
 }
@@ -596,11 +621,16 @@ func (s *Service) lockKey(sess *Session) string {
 	if l := s.live[sess.ID]; l != nil {
 		return l.holder.Playbook
 	}
-	if sess.PlaybookID != nil {
-		return *sess.PlaybookID
-	}
-	return "new:" + strings.ToLower(sess.Name)
+	return LockKey(sess.Name)
 }
+
+const lockPrefix = "name:"
+
+// LockKey is a playbook's edit lock: its name, case-folded. Names are
+// unique per tenant and never change, so one key covers a playbook from
+// before its first save (no id yet) to its last: a new playbook being
+// written cannot be opened by someone else once it is saved.
+func LockKey(name string) string { return lockPrefix + strings.ToLower(name) }
 
 // end forgets a session, remembers why, and tells the subscribers (the
 // proxy cuts the IDE's connections).

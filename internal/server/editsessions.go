@@ -17,7 +17,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
-func who(id auth.Identity) editsession.Identity {
+func whoOf(id auth.Identity) editsession.Identity {
 	return editsession.Identity{ID: id.ID, Name: id.Name, Tenant: id.Tenant, Admin: id.HasRole(config.RoleAdmin)}
 }
 
@@ -28,9 +28,16 @@ func sessionError(c echo.Context, err error) error {
 	switch {
 	case errors.As(err, &ref):
 		he := apierror.New(ref.Status, ref.Code, ref.Message)
+		extra := map[string]any{}
 		if ref.Other != nil {
+			extra["session"] = ref.Other
+		}
+		if ref.Problems != nil {
+			extra["problems"] = ref.Problems
+		}
+		if len(extra) > 0 {
 			body := apierror.FromHTTPError(he)
-			body.Extra = map[string]any{"session": ref.Other}
+			body.Extra = extra
 			he.Message = body
 		}
 		return he
@@ -50,7 +57,7 @@ func handleSessionStart(s *editsession.Service) echo.HandlerFunc {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		started, err := s.Start(c.Request().Context(), who(sessionOf(c).Identity), req)
+		started, err := s.Start(c.Request().Context(), whoOf(sessionOf(c).Identity), req)
 		if err != nil {
 			return sessionError(c, err)
 		}
@@ -60,7 +67,7 @@ func handleSessionStart(s *editsession.Service) echo.HandlerFunc {
 
 func handleSessionCurrent(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sess, err := s.Current(c.Request().Context(), who(sessionOf(c).Identity))
+		sess, err := s.Current(c.Request().Context(), whoOf(sessionOf(c).Identity))
 		if errors.Is(err, editsession.ErrNotFound) {
 			return apierror.New(http.StatusNotFound, "no_session", "You have no live edit session.")
 		}
@@ -87,7 +94,7 @@ func handleSessionHeartbeat(s *editsession.Service) echo.HandlerFunc {
 
 func sessionStatus(c echo.Context, s *editsession.Service, beat bool) error {
 	id := c.Param("id")
-	w := who(sessionOf(c).Identity)
+	w := whoOf(sessionOf(c).Identity)
 	var sess *editsession.Session
 	var err error
 	if beat {
@@ -109,17 +116,10 @@ func sessionStatus(c echo.Context, s *editsession.Service, beat bool) error {
 
 func handleSessionEnd(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := s.End(c.Request().Context(), who(sessionOf(c).Identity), c.Param("id")); err != nil {
+		if err := s.End(c.Request().Context(), whoOf(sessionOf(c).Identity), c.Param("id")); err != nil {
 			return sessionError(c, err)
 		}
 		return c.NoContent(http.StatusNoContent)
-	}
-}
-
-// handleSessionSave is the save hook; the playbook records fill it.
-func handleSessionSave() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return apierror.New(http.StatusNotImplemented, "not_implemented", "Saving playbooks is not available on this gateway yet.")
 	}
 }
 
@@ -171,7 +171,7 @@ func handleAdminSessions(s *editsession.Service) echo.HandlerFunc {
 
 func handleAdminTerminate(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := s.Terminate(c.Request().Context(), who(sessionOf(c).Identity), c.Param("id")); err != nil {
+		if err := s.Terminate(c.Request().Context(), whoOf(sessionOf(c).Identity), c.Param("id")); err != nil {
 			return sessionError(c, err)
 		}
 		return c.NoContent(http.StatusNoContent)

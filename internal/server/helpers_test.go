@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/metrics"
+	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
 	"github.com/playbookstudio/gateway/web"
@@ -374,5 +376,11 @@ func fullDeps(t *testing.T, d Deps) Deps {
 	}
 	t.Cleanup(func() { ide.Close() })
 	d.IDE = ide
+	pb, err := playbook.NewSQLite(filepath.Join(t.TempDir(), "playbooks.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+	d.Playbooks = pb
 	return d
 }

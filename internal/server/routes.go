@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/playbook"
 )
 
 // portalRoutes lists every route of the portal host.
@@ -27,6 +28,7 @@ func (s *Server) portalRoutes(d Deps) {
 	session := []echo.MiddlewareFunc{loadSession(d.Auth), csrfToken}
 	signedIn := append(session, requireAPISession)
 	admin := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAdmin))
+	author := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAuthor))
 
 	e.GET("/healthz", handleHealthz())
 	e.HEAD("/healthz", handleHealthz())
@@ -46,12 +48,20 @@ func (s *Server) portalRoutes(d Deps) {
 	e.DELETE("/api/workspace", handleWorkspaceStop(d.Workspaces), signedIn...)
 	e.GET("/api/admin/workspaces", handleAdminWorkspaces(d.Workspaces), admin...)
 
-	e.POST("/api/edit-sessions", handleSessionStart(d.Sessions), signedIn...)
+	e.POST("/api/edit-sessions", handleSessionStart(d.Sessions), author...)
 	e.GET("/api/edit-sessions/current", handleSessionCurrent(d.Sessions), signedIn...)
 	e.GET("/api/edit-sessions/:id", handleSessionGet(d.Sessions), signedIn...)
 	e.DELETE("/api/edit-sessions/:id", handleSessionEnd(d.Sessions), signedIn...)
 	e.POST("/api/edit-sessions/:id/heartbeat", handleSessionHeartbeat(d.Sessions), signedIn...)
-	e.POST("/api/edit-sessions/:id/save", handleSessionSave(), signedIn...)
+	e.POST("/api/edit-sessions/:id/save", handleSessionSave(d.Sessions), sessionOrWorkspaceToken(d.Workspaces, author))
+
+	e.GET("/api/playbooks", handlePlaybookList(d.Playbooks), signedIn...)
+	e.GET("/api/playbooks/:id", handlePlaybookGet(d.Playbooks, d.Sessions), signedIn...)
+	e.GET("/api/playbooks/:id/versions", handlePlaybookVersions(d.Playbooks), signedIn...)
+	e.GET("/api/playbooks/:id/versions/:n", handlePlaybookVersion(d.Playbooks), signedIn...)
+	e.POST("/api/playbooks/:id/activate", handlePlaybookStatus(d.Playbooks, d.Sessions, playbook.StatusActive), author...)
+	e.POST("/api/playbooks/:id/deactivate", handlePlaybookStatus(d.Playbooks, d.Sessions, playbook.StatusDisabled), author...)
+	e.DELETE("/api/playbooks/:id", handlePlaybookDelete(d.Playbooks, d.Sessions), author...)
 
 	e.GET("/api/admin/sessions", handleAdminSessions(d.Sessions), admin...)
 	e.DELETE("/api/admin/sessions/:id", handleAdminTerminate(d.Sessions), admin...)

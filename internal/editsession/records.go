@@ -1,0 +1,284 @@
+package editsession
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/playbook"
+	"github.com/playbookstudio/gateway/internal/workspace"
+)
+
+// Records connects sessions to the playbook records: saving collects the
+// session's folder into a new version, and opening an existing playbook
+// seeds its folder with the current version.
+type Records struct {
+	Store         playbook.Store
+	Validator     *playbook.Validator
+	Limits        playbook.Limits
+	PlaybookLimit int
+}
+
+// SetRecords connects the records; they also serve as the Catalog.
+func (s *Service) SetRecords(r *Records) {
+	s.records.Store(r)
+	s.SetCatalog(recordsCatalog{r})
+}
+
+func (s *Service) recordsOrNil() *Records { return s.records.Load() }
+
+// recordsCatalog answers the session service's questions from the store.
+type recordsCatalog struct{ r *Records }
+
+func (c recordsCatalog) PlaybookName(ctx context.Context, tenant, id string) (string, error) {
+	p, err := c.r.Store.Get(ctx, tenant, id)
+	if errors.Is(err, playbook.ErrNotFound) {
+		return "", ErrPlaybookNotFound
+	}
+	return p.Name, err
+}
+
+func (c recordsCatalog) CheckNewName(ctx context.Context, tenant, name string) error {
+	if _, err := c.r.Store.GetByName(ctx, tenant, name); err == nil {
+		return nameTaken(name)
+	} else if !errors.Is(err, playbook.ErrNotFound) {
+		return err
+	}
+	n, err := c.r.Store.Count(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if n >= c.r.PlaybookLimit {
+		return limitReached(c.r.PlaybookLimit)
+	}
+	return nil
+}
+
+func nameTaken(name string) *Refusal {
+	return &Refusal{Status: http.StatusConflict, Code: "playbook_name_taken",
+		Message: fmt.Sprintf("A playbook called %q exists already. Open it from the list, or choose another name.", name)}
+}
+
+func limitReached(limit int) *Refusal {
+	return &Refusal{Status: http.StatusConflict, Code: "playbook_limit",
+		Message: fmt.Sprintf("Your organisation has reached its limit of %d playbooks. Delete one you no longer need first.", limit)}
+}
+
+// Saved is the result of a save.
+type Saved struct {
+	Playbook playbook.Playbook `json:"playbook"`
+	Version  playbook.Version  `json:"version"`
+	// Skipped names what the folder held but the save left out.
+	Skipped []playbook.Problem `json:"skipped,omitempty"`
+}
+
+// Save collects the session's folder, validates it and stores it as a new
+// version (creating the playbook, disabled, on its first save). who is the
+// session's owner, from the portal or from the workspace's token.
+func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, error) {
+	r := s.recordsOrNil()
+	if r == nil {
+		return nil, &Refusal{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "Saving playbooks is not available on this gateway."}
+	}
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil || l.holder.UserID != who.ID || l.holder.Tenant != who.Tenant {
+		if l == nil && s.EndedReason(id) == "" {
+			if _, err := s.Get(ctx, who, id); errors.Is(err, ErrNotFound) {
+				return nil, ErrNotFound
+			}
+		}
+		return nil, staleSession()
+	}
+	sess := s.sessionOf(l, workspace.PhaseReady)
+	if err := s.CheckFence(ctx, &sess); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, staleSession()
+	}
+
+	rc, err := s.ws.Runtime().CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
+	if errors.Is(err, workspace.ErrNotFound) {
+		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message:  "The playbook folder is empty: write playbook.py and README.md first.",
+			Problems: []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+	}
+	bundle, err := playbook.Collect(rc, r.Limits)
+	rc.Close()
+	var ce *playbook.CollectError
+	if errors.As(err, &ce) {
+		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "The playbook folder cannot be saved as it is: " + ce.Error(), Problems: ce.Problems}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+	}
+	report := r.Validator.Validate(ctx, bundle)
+	report.Skipped = bundle.Skipped
+	if !report.Passed() {
+		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message:  fmt.Sprintf("The playbook did not pass validation (%d problem(s)); nothing was saved, your files are unchanged.", len(report.Errors)),
+			Problems: report.Errors}
+	}
+	readme, mermaid := playbook.Documentation(bundle)
+	nv := playbook.NewVersion{
+		SavedBy: l.holder.UserName, Fence: l.holder.Fence, Files: bundle.Files, Report: report,
+		Description: playbook.ManifestDescription(bundle), Documentation: readme, FlowDiagram: mermaid,
+	}
+
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	var p playbook.Playbook
+	var v playbook.Version
+	s.mu.Lock()
+	pid := l.rec.PlaybookID
+	s.mu.Unlock()
+	if pid == nil {
+		p, v, err = r.Store.Create(ctx, who.Tenant, l.rec.Name, r.PlaybookLimit, nv)
+		switch {
+		case errors.Is(err, playbook.ErrNameTaken):
+			return nil, nameTaken(l.rec.Name)
+		case errors.Is(err, playbook.ErrLimit):
+			return nil, limitReached(r.PlaybookLimit)
+		case err != nil:
+			return nil, err
+		}
+		idCopy := p.ID
+		s.mu.Lock()
+		l.rec.PlaybookID = &idCopy
+		raw, _ := json.Marshal(l.rec)
+		s.mu.Unlock()
+		_ = s.store.Set(ctx, recordPrefix+id, raw, s.cfg.TTL)
+	} else {
+		// Fencing in the store too: a version saved by a newer session of
+		// this playbook means this one is stale, whatever the lock says.
+		if vs, err := r.Store.Versions(ctx, who.Tenant, *pid); err == nil && len(vs) > 0 && vs[0].Fence > l.holder.Fence {
+			return nil, staleSession()
+		}
+		p, v, err = r.Store.AddVersion(ctx, who.Tenant, *pid, nv)
+		if err != nil {
+			return nil, err
+		}
+	}
+	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	s.record(ctx, Identity{ID: who.ID, Name: l.holder.UserName, Tenant: who.Tenant}, "playbook.save", p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(v.Number), "session": id})
+	return &Saved{Playbook: p, Version: v, Skipped: bundle.Skipped}, nil
+}
+
+func staleSession() *Refusal {
+	return &Refusal{Status: http.StatusConflict, Code: "stale_session",
+		Message: "This editor lost its edit session (it was taken over, ended or expired), so it cannot save. Your files are still in your workspace: reopen the playbook from the portal and save again."}
+}
+
+// seed writes the playbook's current version into its folder once the
+// workspace is ready, unless the folder already holds other work, which is
+// kept (the session's notice says so).
+func (s *Service) seed(l *live, who Identity) {
+	defer s.wg.Done()
+	defer l.seeded.Store(true)
+	r := s.recordsOrNil()
+	if r == nil || l.rec.PlaybookID == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
+	defer cancel()
+	st, err := s.ws.Wait(ctx, who.Tenant, who.ID)
+	if err != nil || st.State != workspace.PhaseReady {
+		return
+	}
+	p, err := r.Store.Get(ctx, who.Tenant, *l.rec.PlaybookID)
+	if err != nil {
+		s.setNotice(l, "The saved version could not be loaded into your workspace: "+err.Error())
+		return
+	}
+	_, files, err := r.Store.Version(ctx, who.Tenant, p.ID, p.CurrentVersion)
+	if err != nil {
+		s.setNotice(l, "The saved version could not be loaded into your workspace: "+err.Error())
+		return
+	}
+	rt := s.ws.Runtime()
+	key := l.rec.WorkspaceKey
+	if rc, err := rt.CopyOut(ctx, key, l.rec.Folder); err == nil {
+		existing, cerr := playbook.Collect(rc, playbook.Limits{MaxFiles: 10000, MaxTotal: 1 << 30, MaxFile: 1 << 30})
+		rc.Close()
+		if cerr != nil || (len(existing.Files) > 0 && !sameFiles(existing.Files, files)) {
+			s.setNotice(l, fmt.Sprintf("Your workspace already held unsaved changes to %q; they were kept. Save to make them version %d, or discard them in the editor.", p.Name, p.CurrentVersion+1))
+			return
+		}
+		if len(existing.Files) > 0 {
+			return // already the current version
+		}
+	}
+	if err := rt.CopyIn(ctx, key, l.rec.Folder, tarOf(files)); err != nil {
+		s.log.Error("seed the playbook folder", "session", l.holder.SessionID, "error", err)
+		s.setNotice(l, "The saved version could not be written into your workspace.")
+	}
+}
+
+func (s *Service) setNotice(l *live, msg string) { l.notice.Store(&msg) }
+
+func sameFiles(a []playbook.File, b []playbook.File) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	digest := func(fs []playbook.File) []string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			sum := sha256.Sum256(f.Content)
+			out[i] = f.Path + "\x00" + string(sum[:])
+		}
+		sort.Strings(out)
+		return out
+	}
+	da, db := digest(a), digest(b)
+	for i := range da {
+		if da[i] != db[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func tarOf(files []playbook.File) io.Reader {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		_ = tw.WriteHeader(&tar.Header{Name: f.Path, Mode: 0o644, Size: int64(len(f.Content)), Typeflag: tar.TypeReg, ModTime: time.Now()})
+		_, _ = tw.Write(f.Content)
+	}
+	_ = tw.Close()
+	return &buf
+}
+
+// RecordAudit writes the audit entry of a playbook change made outside a
+// session (activation, deletion).
+func (s *Service) RecordAudit(ctx context.Context, who Identity, action, target string, detail map[string]string) {
+	s.record(ctx, who, action, target, detail)
+}
+
+// Editing returns the live session editing the named playbook, if any.
+func (s *Service) Editing(ctx context.Context, tenant, name string) (*Session, error) {
+	h, err := s.locks.PlaybookHolder(ctx, tenant, LockKey(name))
+	if err != nil {
+		if errors.Is(err, editlock.ErrNotHeld) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return s.describe(ctx, h), nil
+}

@@ -1,0 +1,137 @@
+// Package playbook owns playbook records: the bundle format, collecting a
+// playbook folder out of a workspace (as an untrusted tar stream), checking
+// it without ever running it, and storing versions. A saved playbook starts
+// disabled; only a version that passed validation can be activated.
+package playbook
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Status of a playbook.
+const (
+	StatusDisabled = "disabled"
+	StatusActive   = "active"
+)
+
+// File is one file of a bundle, its path relative to the playbook folder
+// with forward slashes.
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// FileInfo describes a stored file.
+type FileInfo struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Problem is one finding about a bundle: an error refuses the save, a
+// warning is kept with the version.
+type Problem struct {
+	Path    string `json:"path"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+// Report is what validation found.
+type Report struct {
+	Errors   []Problem `json:"errors"`
+	Warnings []Problem `json:"warnings"`
+	// Skipped lists what collection left out (symlinks, devices, the
+	// agent's .agent/ folder), for the user to know.
+	Skipped []Problem `json:"skipped,omitempty"`
+	// Lines is the line count of playbook.py.
+	Lines int `json:"lines"`
+}
+
+// Passed is true when the bundle has no errors.
+func (r Report) Passed() bool { return len(r.Errors) == 0 }
+
+// Bundle is a collected playbook folder.
+type Bundle struct {
+	Files   []File
+	Skipped []Problem
+}
+
+// Playbook is a playbook record (the API's Playbook).
+type Playbook struct {
+	ID             string    `json:"id"`
+	Tenant         string    `json:"-"`
+	Name           string    `json:"name"`
+	Description    string    `json:"description"`
+	Status         string    `json:"status"`
+	CurrentVersion int       `json:"currentVersion"`
+	CreatedAt      time.Time `json:"createdAt"`
+	CreatedBy      string    `json:"createdBy"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+	UpdatedBy      string    `json:"updatedBy"`
+}
+
+// Version is one saved version (the API's Version).
+type Version struct {
+	Number   int        `json:"number"`
+	SavedAt  time.Time  `json:"savedAt"`
+	SavedBy  string     `json:"savedBy"`
+	Lines    int        `json:"lines"`
+	Files    []FileInfo `json:"files"`
+	Warnings []Problem  `json:"warnings"`
+	// Fence is the fencing token of the edit session that saved it.
+	Fence  int64  `json:"-"`
+	Report Report `json:"-"`
+	// Documentation is README.md; FlowDiagram the Mermaid source of its
+	// first mermaid block.
+	Documentation string `json:"-"`
+	FlowDiagram   string `json:"-"`
+}
+
+// NewVersion is what a save stores.
+type NewVersion struct {
+	SavedBy       string
+	Fence         int64
+	Files         []File
+	Report        Report
+	Description   string // from manifest.json, when present
+	Documentation string
+	FlowDiagram   string
+}
+
+// Errors of the store, mapped to the API's codes.
+var (
+	ErrNotFound  = errors.New("playbook: not found")
+	ErrNameTaken = errors.New("playbook: a playbook of that name exists")         // 409 playbook_name_taken
+	ErrLimit     = errors.New("playbook: the tenant's playbook limit is reached") // 409 playbook_limit
+	ErrActive    = errors.New("playbook: it is active")                           // 409 playbook_active
+	ErrNotValid  = errors.New("playbook: its current version did not pass validation")
+)
+
+// Store keeps playbooks and their versions. The SQLite implementation is
+// the embedded default; the interface is shaped so Postgres can fill it.
+type Store interface {
+	// Create makes a new disabled playbook with its first version. Names
+	// are unique per tenant, compared case-insensitively; at most limit
+	// playbooks per tenant.
+	Create(ctx context.Context, tenant, name string, limit int, v NewVersion) (Playbook, Version, error)
+	// AddVersion appends a version to an existing playbook.
+	AddVersion(ctx context.Context, tenant, id string, v NewVersion) (Playbook, Version, error)
+	Get(ctx context.Context, tenant, id string) (Playbook, error)
+	// GetByName finds a playbook by name, case-insensitively.
+	GetByName(ctx context.Context, tenant, name string) (Playbook, error)
+	List(ctx context.Context, tenant string) ([]Playbook, error)
+	Count(ctx context.Context, tenant string) (int, error)
+	// Versions lists a playbook's versions, newest first, without contents.
+	Versions(ctx context.Context, tenant, id string) ([]Version, error)
+	// Version returns one version with its files' contents.
+	Version(ctx context.Context, tenant, id string, number int) (Version, []File, error)
+	// SetStatus activates or deactivates; activation needs a current version
+	// that passed validation (ErrNotValid).
+	SetStatus(ctx context.Context, tenant, id, status, by string) (Playbook, error)
+	// Delete removes a disabled playbook (ErrActive otherwise).
+	Delete(ctx context.Context, tenant, id string) error
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,722 @@
+package playbook
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchemaTooNew is returned by NewSQLite when the database was migrated by
+// a newer program than this one: its schema holds versions this binary does
+// not know, and writing to it could corrupt it.
+var ErrSchemaTooNew = errors.New("playbook: the database schema is newer than this program")
+
+// timeFormat is RFC 3339 in UTC with a fixed nine-digit fraction, so stored
+// times round-trip to the nanosecond and sort as text.
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// busyTimeoutMS bounds how long a connection waits for a lock held by
+// another process on the same file. Writers of this process never contend:
+// they share one connection.
+const busyTimeoutMS = 10000
+
+// SQLite is the embedded Store. Writes go through a single connection (so
+// concurrent saves queue in the process instead of failing with
+// SQLITE_BUSY) and start their transactions with BEGIN IMMEDIATE; reads use
+// a separate pool of query-only connections, which WAL lets run alongside
+// the writer.
+type SQLite struct {
+	w   *sql.DB
+	r   *sql.DB
+	now func() time.Time
+}
+
+var _ Store = (*SQLite)(nil)
+
+// NewSQLite opens (creating when needed) the database at path and brings
+// its schema up to date. The file's folder is created with mode 0700, the
+// file has mode 0600. now stamps saves; nil means time.Now.
+func NewSQLite(path string, now func() time.Time) (*SQLite, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("playbook: sqlite: need a file path, got %q", path)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("playbook: sqlite: path %q must not contain ? or #", path)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	// Create the file ourselves so it gets 0600 whatever the umask; SQLite
+	// gives its -wal and -shm files the main file's mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	f.Close()
+	if err := os.Chmod(abs, 0o600); err != nil {
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+
+	bt := strconv.Itoa(busyTimeoutMS)
+	w, err := sql.Open("sqlite", abs+"?_busy_timeout="+bt+"&_foreign_keys=1&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite", abs+"?_busy_timeout="+bt+"&_foreign_keys=1&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	return &SQLite{w: w, r: r, now: now}, nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("playbook: sqlite: bad migration file name %q", name)
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 && ms[len(ms)-1].version == v {
+			return nil, fmt.Errorf("playbook: sqlite: two migrations numbered %d", v)
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	return ms, nil
+}
+
+// migrate applies the embedded migrations the database lacks, each in its
+// own transaction, and refuses a database that knows versions this program
+// does not.
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied_at TEXT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.version] = true
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("playbook: sqlite: %w", err)
+		}
+		if !known[v] {
+			rows.Close()
+			return fmt.Errorf("%w: the database has schema version %d, this program knows up to %d",
+				ErrSchemaTooNew, v, ms[len(ms)-1].version)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("playbook: sqlite: %w", err)
+	}
+	rows.Close()
+
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		if err := applyMigration(ctx, db, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
+	}
+	defer tx.Rollback()
+	// Another process may have applied it since we looked.
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		m.version, formatTime(time.Now())); err != nil {
+		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
+	}
+	return nil
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("playbook: sqlite: bad stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// stamp is the store's clock, in UTC without a monotonic reading, so what
+// a call returns equals what a later read gives back.
+func (s *SQLite) stamp() time.Time { return s.now().UTC().Round(0) }
+
+func nameKey(name string) string { return strings.ToLower(name) }
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		// SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+		return e.Code() == 2067 || e.Code() == 1555
+	}
+	return false
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range []error{ErrNotFound, ErrNameTaken, ErrLimit, ErrActive, ErrNotValid, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return err
+		}
+	}
+	return fmt.Errorf("playbook: sqlite: %s: %w", op, err)
+}
+
+const playbookCols = `id, tenant, name, description, status, current_version, created_at, created_by, updated_at, updated_by`
+
+type scanner interface{ Scan(...any) error }
+
+func scanPlaybook(row scanner) (Playbook, error) {
+	var p Playbook
+	var created, updated string
+	err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Description, &p.Status, &p.CurrentVersion,
+		&created, &p.CreatedBy, &updated, &p.UpdatedBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Playbook{}, ErrNotFound
+	}
+	if err != nil {
+		return Playbook{}, err
+	}
+	if p.CreatedAt, err = parseTime(created); err != nil {
+		return Playbook{}, err
+	}
+	if p.UpdatedAt, err = parseTime(updated); err != nil {
+		return Playbook{}, err
+	}
+	return p, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func getPlaybook(ctx context.Context, q querier, tenant, id string) (Playbook, error) {
+	return scanPlaybook(q.QueryRowContext(ctx,
+		`SELECT `+playbookCols+` FROM playbooks WHERE tenant = ? AND id = ?`, tenant, id))
+}
+
+// insertVersion stores version number of playbook id with its files and
+// returns it as the API shows it.
+func insertVersion(ctx context.Context, tx *sql.Tx, id string, number int, at time.Time, v NewVersion) (Version, error) {
+	report, err := json.Marshal(v.Report)
+	if err != nil {
+		return Version{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions
+		(playbook_id, number, saved_at, saved_by, fence, lines, report, documentation, flow_diagram)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, number, formatTime(at), v.SavedBy, v.Fence, v.Report.Lines, string(report),
+		v.Documentation, v.FlowDiagram); err != nil {
+		return Version{}, err
+	}
+	infos := make([]FileInfo, 0, len(v.Files))
+	if len(v.Files) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO files (playbook_id, version, path, sha256, size, content)
+			VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return Version{}, err
+		}
+		defer stmt.Close()
+		for _, f := range v.Files {
+			sum := sha256.Sum256(f.Content)
+			info := FileInfo{Path: f.Path, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(f.Content))}
+			content := f.Content
+			if content == nil {
+				content = []byte{}
+			}
+			if _, err := stmt.ExecContext(ctx, id, number, info.Path, info.SHA256, info.Size, content); err != nil {
+				if isUnique(err) {
+					return Version{}, fmt.Errorf("file %q is in the bundle twice", f.Path)
+				}
+				return Version{}, err
+			}
+			infos = append(infos, info)
+		}
+	}
+	slices.SortFunc(infos, func(a, b FileInfo) int { return strings.Compare(a.Path, b.Path) })
+	return Version{
+		Number:        number,
+		SavedAt:       at,
+		SavedBy:       v.SavedBy,
+		Lines:         v.Report.Lines,
+		Files:         infos,
+		Warnings:      warnings(v.Report),
+		Fence:         v.Fence,
+		Report:        v.Report,
+		Documentation: v.Documentation,
+		FlowDiagram:   v.FlowDiagram,
+	}, nil
+}
+
+// warnings is a report's warnings, never nil (the API shows "warnings":[]).
+func warnings(r Report) []Problem {
+	if r.Warnings == nil {
+		return []Problem{}
+	}
+	return r.Warnings
+}
+
+// Create makes a new disabled playbook with its first version. The name is
+// checked before the limit, so a save under an existing name at the limit
+// gets ErrNameTaken. A limit <= 0 means no limit.
+func (s *SQLite) Create(ctx context.Context, tenant, name string, limit int, v NewVersion) (Playbook, Version, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Playbook{}, Version{}, wrap("create", err)
+	}
+	defer tx.Rollback()
+
+	key := nameKey(name)
+	var taken int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM playbooks WHERE tenant = ? AND name_key = ?`,
+		tenant, key).Scan(&taken); err != nil {
+		return Playbook{}, Version{}, wrap("create", err)
+	}
+	if taken > 0 {
+		return Playbook{}, Version{}, ErrNameTaken
+	}
+	if limit > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM playbooks WHERE tenant = ?`, tenant).Scan(&n); err != nil {
+			return Playbook{}, Version{}, wrap("create", err)
+		}
+		if n >= limit {
+			return Playbook{}, Version{}, ErrLimit
+		}
+	}
+
+	at := s.stamp()
+	p := Playbook{
+		ID:             newID(),
+		Tenant:         tenant,
+		Name:           name,
+		Description:    v.Description,
+		Status:         StatusDisabled,
+		CurrentVersion: 1,
+		CreatedAt:      at,
+		CreatedBy:      v.SavedBy,
+		UpdatedAt:      at,
+		UpdatedBy:      v.SavedBy,
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO playbooks (`+playbookCols+`, name_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Tenant, p.Name, p.Description, p.Status, p.CurrentVersion,
+		formatTime(p.CreatedAt), p.CreatedBy, formatTime(p.UpdatedAt), p.UpdatedBy, key); err != nil {
+		if isUnique(err) {
+			return Playbook{}, Version{}, ErrNameTaken
+		}
+		return Playbook{}, Version{}, wrap("create", err)
+	}
+	ver, err := insertVersion(ctx, tx, p.ID, 1, at, v)
+	if err != nil {
+		return Playbook{}, Version{}, wrap("create", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Playbook{}, Version{}, wrap("create", err)
+	}
+	return p, ver, nil
+}
+
+// AddVersion appends a version and makes it current. The description is
+// replaced when v.Description is not empty. An active playbook whose new
+// version did not pass validation is disabled, so an active playbook always
+// has a passing current version.
+func (s *SQLite) AddVersion(ctx context.Context, tenant, id string, v NewVersion) (Playbook, Version, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	defer tx.Rollback()
+
+	p, err := getPlaybook(ctx, tx, tenant, id)
+	if err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	var number int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(number), 0) + 1 FROM versions WHERE playbook_id = ?`,
+		id).Scan(&number); err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	at := s.stamp()
+	ver, err := insertVersion(ctx, tx, id, number, at, v)
+	if err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	p.CurrentVersion = number
+	p.UpdatedAt = at
+	p.UpdatedBy = v.SavedBy
+	if v.Description != "" {
+		p.Description = v.Description
+	}
+	if !v.Report.Passed() {
+		p.Status = StatusDisabled
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE playbooks SET current_version = ?, updated_at = ?, updated_by = ?,
+		description = ?, status = ? WHERE id = ?`,
+		p.CurrentVersion, formatTime(p.UpdatedAt), p.UpdatedBy, p.Description, p.Status, id); err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Playbook{}, Version{}, wrap("add version", err)
+	}
+	return p, ver, nil
+}
+
+// Get returns a playbook of the tenant.
+func (s *SQLite) Get(ctx context.Context, tenant, id string) (Playbook, error) {
+	p, err := getPlaybook(ctx, s.r, tenant, id)
+	return p, wrap("get", err)
+}
+
+// GetByName finds a playbook of the tenant by name, case-insensitively.
+func (s *SQLite) GetByName(ctx context.Context, tenant, name string) (Playbook, error) {
+	p, err := scanPlaybook(s.r.QueryRowContext(ctx,
+		`SELECT `+playbookCols+` FROM playbooks WHERE tenant = ? AND name_key = ?`, tenant, nameKey(name)))
+	return p, wrap("get by name", err)
+}
+
+// List returns the tenant's playbooks sorted by name, case-insensitively;
+// never nil.
+func (s *SQLite) List(ctx context.Context, tenant string) ([]Playbook, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+playbookCols+` FROM playbooks WHERE tenant = ? ORDER BY name_key, name, id`, tenant)
+	if err != nil {
+		return nil, wrap("list", err)
+	}
+	defer rows.Close()
+	out := []Playbook{}
+	for rows.Next() {
+		p, err := scanPlaybook(rows)
+		if err != nil {
+			return nil, wrap("list", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list", err)
+	}
+	return out, nil
+}
+
+// Count returns how many playbooks the tenant has.
+func (s *SQLite) Count(ctx context.Context, tenant string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM playbooks WHERE tenant = ?`, tenant).Scan(&n)
+	return n, wrap("count", err)
+}
+
+func scanVersion(row scanner, withDocs bool) (Version, error) {
+	var v Version
+	var saved, report string
+	dest := []any{&v.Number, &saved, &v.SavedBy, &v.Fence, &v.Lines, &report}
+	if withDocs {
+		dest = append(dest, &v.Documentation, &v.FlowDiagram)
+	}
+	err := row.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Version{}, ErrNotFound
+	}
+	if err != nil {
+		return Version{}, err
+	}
+	if v.SavedAt, err = parseTime(saved); err != nil {
+		return Version{}, err
+	}
+	if err := json.Unmarshal([]byte(report), &v.Report); err != nil {
+		return Version{}, fmt.Errorf("bad stored report of version %d: %w", v.Number, err)
+	}
+	v.Warnings = warnings(v.Report)
+	v.Files = []FileInfo{}
+	return v, nil
+}
+
+func (s *SQLite) readTx(ctx context.Context) (*sql.Tx, error) {
+	return s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+}
+
+// Versions lists the playbook's versions newest first, with their file
+// lists but without contents, documentation or flow diagram.
+func (s *SQLite) Versions(ctx context.Context, tenant, id string) ([]Version, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, wrap("versions", err)
+	}
+	defer tx.Rollback()
+	if _, err := getPlaybook(ctx, tx, tenant, id); err != nil {
+		return nil, wrap("versions", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT number, saved_at, saved_by, fence, lines, report
+		FROM versions WHERE playbook_id = ? ORDER BY number DESC`, id)
+	if err != nil {
+		return nil, wrap("versions", err)
+	}
+	out := []Version{}
+	index := map[int]int{}
+	for rows.Next() {
+		v, err := scanVersion(rows, false)
+		if err != nil {
+			rows.Close()
+			return nil, wrap("versions", err)
+		}
+		index[v.Number] = len(out)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, wrap("versions", err)
+	}
+	rows.Close()
+
+	rows, err = tx.QueryContext(ctx, `SELECT version, path, sha256, size FROM files
+		WHERE playbook_id = ? ORDER BY version, path`, id)
+	if err != nil {
+		return nil, wrap("versions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int
+		var fi FileInfo
+		if err := rows.Scan(&n, &fi.Path, &fi.SHA256, &fi.Size); err != nil {
+			return nil, wrap("versions", err)
+		}
+		if i, ok := index[n]; ok {
+			out[i].Files = append(out[i].Files, fi)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("versions", err)
+	}
+	return out, nil
+}
+
+// Version returns one version with its documentation, flow diagram and
+// files (sorted by path, with contents).
+func (s *SQLite) Version(ctx context.Context, tenant, id string, number int) (Version, []File, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return Version{}, nil, wrap("version", err)
+	}
+	defer tx.Rollback()
+	if _, err := getPlaybook(ctx, tx, tenant, id); err != nil {
+		return Version{}, nil, wrap("version", err)
+	}
+	v, err := scanVersion(tx.QueryRowContext(ctx, `SELECT number, saved_at, saved_by, fence, lines, report,
+		documentation, flow_diagram FROM versions WHERE playbook_id = ? AND number = ?`, id, number), true)
+	if err != nil {
+		return Version{}, nil, wrap("version", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT path, sha256, size, content FROM files
+		WHERE playbook_id = ? AND version = ? ORDER BY path`, id, number)
+	if err != nil {
+		return Version{}, nil, wrap("version", err)
+	}
+	defer rows.Close()
+	files := []File{}
+	for rows.Next() {
+		var fi FileInfo
+		var content []byte
+		if err := rows.Scan(&fi.Path, &fi.SHA256, &fi.Size, &content); err != nil {
+			return Version{}, nil, wrap("version", err)
+		}
+		if content == nil {
+			content = []byte{}
+		}
+		v.Files = append(v.Files, fi)
+		files = append(files, File{Path: fi.Path, Content: content})
+	}
+	if err := rows.Err(); err != nil {
+		return Version{}, nil, wrap("version", err)
+	}
+	return v, files, nil
+}
+
+// SetStatus activates or deactivates a playbook, recording by as its
+// updater. Activation needs the current version to have passed validation.
+func (s *SQLite) SetStatus(ctx context.Context, tenant, id, status, by string) (Playbook, error) {
+	if status != StatusActive && status != StatusDisabled {
+		return Playbook{}, fmt.Errorf("playbook: unknown status %q", status)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Playbook{}, wrap("set status", err)
+	}
+	defer tx.Rollback()
+	p, err := getPlaybook(ctx, tx, tenant, id)
+	if err != nil {
+		return Playbook{}, wrap("set status", err)
+	}
+	if status == StatusActive {
+		var report string
+		if err := tx.QueryRowContext(ctx, `SELECT report FROM versions WHERE playbook_id = ? AND number = ?`,
+			id, p.CurrentVersion).Scan(&report); err != nil {
+			return Playbook{}, wrap("set status", err)
+		}
+		var r Report
+		if err := json.Unmarshal([]byte(report), &r); err != nil {
+			return Playbook{}, wrap("set status", err)
+		}
+		if !r.Passed() {
+			return Playbook{}, ErrNotValid
+		}
+	}
+	p.Status = status
+	p.UpdatedAt = s.stamp()
+	p.UpdatedBy = by
+	if _, err := tx.ExecContext(ctx, `UPDATE playbooks SET status = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
+		p.Status, formatTime(p.UpdatedAt), p.UpdatedBy, id); err != nil {
+		return Playbook{}, wrap("set status", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Playbook{}, wrap("set status", err)
+	}
+	return p, nil
+}
+
+// Delete removes a disabled playbook with all its versions.
+func (s *SQLite) Delete(ctx context.Context, tenant, id string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("delete", err)
+	}
+	defer tx.Rollback()
+	p, err := getPlaybook(ctx, tx, tenant, id)
+	if err != nil {
+		return wrap("delete", err)
+	}
+	if p.Status == StatusActive {
+		return ErrActive
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM playbooks WHERE id = ?`, id); err != nil {
+		return wrap("delete", err)
+	}
+	return wrap("delete", tx.Commit())
+}
+
+// Ping checks both the writer and the readers answer.
+func (s *SQLite) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return wrap("ping", err)
+	}
+	return wrap("ping", s.w.PingContext(ctx))
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}

@@ -1,0 +1,199 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/playbook"
+)
+
+// playbookError maps the store's errors to the API's.
+func playbookError(err error) error {
+	switch {
+	case errors.Is(err, playbook.ErrNotFound):
+		return apierror.New(http.StatusNotFound, "not_found", "There is no such playbook.")
+	case errors.Is(err, playbook.ErrActive):
+		return apierror.New(http.StatusConflict, "playbook_active", "Deactivate the playbook before deleting it.")
+	case errors.Is(err, playbook.ErrNotValid):
+		return apierror.New(http.StatusConflict, "playbook_not_valid", "Only a version that passed validation can be activated. Fix the problems and save again.")
+	}
+	return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Playbooks cannot be read or written right now. Try again in a moment.", err)
+}
+
+// playbookID reads :id, refusing what cannot be an id before any look-up.
+func playbookID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return "", apierror.New(http.StatusNotFound, "not_found", "There is no such playbook.")
+	}
+	return id, nil
+}
+
+func handlePlaybookList(store playbook.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		list, err := store.List(c.Request().Context(), sessionOf(c).Identity.Tenant)
+		if err != nil {
+			return playbookError(err)
+		}
+		if list == nil {
+			list = []playbook.Playbook{}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"playbooks": list})
+	}
+}
+
+// playbookDetail is GET /api/playbooks/{id}: the Playbook, its current
+// documentation and flow diagram, and who is editing it now.
+type playbookDetail struct {
+	playbook.Playbook
+	Documentation string             `json:"documentation"`
+	FlowDiagram   string             `json:"flowDiagram"`
+	Warnings      []playbook.Problem `json:"warnings"`
+	EditedBy      *string            `json:"editedBy"`
+}
+
+func handlePlaybookGet(store playbook.Store, sessions *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		tenant := sessionOf(c).Identity.Tenant
+		p, err := store.Get(c.Request().Context(), tenant, id)
+		if err != nil {
+			return playbookError(err)
+		}
+		v, _, err := store.Version(c.Request().Context(), tenant, id, p.CurrentVersion)
+		if err != nil {
+			return playbookError(err)
+		}
+		d := playbookDetail{Playbook: p, Documentation: v.Documentation, FlowDiagram: v.FlowDiagram, Warnings: v.Warnings}
+		if d.Warnings == nil {
+			d.Warnings = []playbook.Problem{}
+		}
+		if e, err := sessions.Editing(c.Request().Context(), tenant, p.Name); err == nil && e != nil {
+			d.EditedBy = &e.UserName
+		}
+		return c.JSON(http.StatusOK, d)
+	}
+}
+
+func handlePlaybookVersions(store playbook.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		vs, err := store.Versions(c.Request().Context(), sessionOf(c).Identity.Tenant, id)
+		if err != nil {
+			return playbookError(err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"versions": vs})
+	}
+}
+
+// versionFile is a file with its content, in GET …/versions/{n}.
+type versionFile struct {
+	playbook.FileInfo
+	Content string `json:"content"`
+}
+
+func handlePlaybookVersion(store playbook.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(c.Param("n"))
+		if err != nil || n < 1 {
+			return apierror.New(http.StatusNotFound, "not_found", "There is no such version.")
+		}
+		v, files, err := store.Version(c.Request().Context(), sessionOf(c).Identity.Tenant, id, n)
+		if err != nil {
+			return playbookError(err)
+		}
+		out := make([]versionFile, 0, len(files))
+		byPath := map[string]playbook.FileInfo{}
+		for _, fi := range v.Files {
+			byPath[fi.Path] = fi
+		}
+		for _, f := range files {
+			out = append(out, versionFile{FileInfo: byPath[f.Path], Content: string(f.Content)})
+		}
+		return c.JSON(http.StatusOK, map[string]any{
+			"number": v.Number, "savedAt": v.SavedAt, "savedBy": v.SavedBy, "lines": v.Lines,
+			"warnings": v.Warnings, "files": out, "documentation": v.Documentation, "flowDiagram": v.FlowDiagram,
+		})
+	}
+}
+
+func handlePlaybookStatus(store playbook.Store, sessions *editsession.Service, status string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		who := sessionOf(c).Identity
+		p, err := store.SetStatus(c.Request().Context(), who.Tenant, id, status, who.Name)
+		if err != nil {
+			return playbookError(err)
+		}
+		action := "playbook.activate"
+		if status == playbook.StatusDisabled {
+			action = "playbook.deactivate"
+		}
+		sessions.RecordAudit(c.Request().Context(), whoOf(who), action, p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(p.CurrentVersion)})
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+func handlePlaybookDelete(store playbook.Store, sessions *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		who := sessionOf(c).Identity
+		ctx := c.Request().Context()
+		p, err := store.Get(ctx, who.Tenant, id)
+		if err != nil {
+			return playbookError(err)
+		}
+		e, err := sessions.Editing(ctx, who.Tenant, p.Name)
+		if err != nil {
+			return sessionError(c, err)
+		}
+		if e != nil {
+			return apierror.New(http.StatusConflict, "playbook_locked", "This playbook is being edited by "+e.UserName+"; it can be deleted once the editor is closed.")
+		}
+		if err := store.Delete(ctx, who.Tenant, id); err != nil {
+			return playbookError(err)
+		}
+		sessions.RecordAudit(ctx, whoOf(who), "playbook.delete", p.ID, map[string]string{"name": p.Name})
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+// handleSessionSave saves from the portal (the session's owner) or from
+// the workspace's extension (its token, bound to the owner).
+func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var w editsession.Identity
+		if tok := workspaceTokenOf(c); tok != nil {
+			w = editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant}
+		} else {
+			w = whoOf(sessionOf(c).Identity)
+		}
+		saved, err := s.Save(c.Request().Context(), w, c.Param("id"))
+		if err != nil {
+			return sessionError(c, err)
+		}
+		return c.JSON(http.StatusCreated, saved)
+	}
+}
