@@ -41,6 +41,7 @@ type options struct {
 	warmCalls       int
 	lockCalls       int
 	idle            int
+	rounds          int
 	only            map[string]bool
 	image           string
 	keep            bool
@@ -49,8 +50,9 @@ type options struct {
 func main() {
 	var o options
 	var only string
-	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each load run")
-	flag.DurationVar(&o.measure, "duration", 5*time.Second, "measurement window of each load run")
+	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each load run (each round)")
+	flag.DurationVar(&o.measure, "duration", 6*time.Second, "measurement window of each workload and way, split over the rounds")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload; each round runs the three ways in a rotated order")
 	flag.IntVar(&o.cold, "cold", 5, "cold starts per runtime (the median is reported)")
 	flag.IntVar(&o.warmCalls, "warm-calls", 10000, "Ensure calls on a ready workspace")
 	flag.IntVar(&o.lockCalls, "lock-calls", 10000, "edit lock acquire+release pairs")
@@ -59,6 +61,7 @@ func main() {
 	flag.StringVar(&o.image, "image", "localhost/playbook-workspace:latest", "workspace image for the Docker runtime")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, nginx.conf) for inspection")
 	flag.Parse()
+	o.rounds = max(o.rounds, 1)
 	o.only = map[string]bool{}
 	for _, g := range strings.Split(only, ",") {
 		o.only[strings.TrimSpace(g)] = true
@@ -160,7 +163,7 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 			return err
 		}
 	}
-	if o.only["proxy"] {
+	if o.only["proxy"] || o.only["http"] || o.only["ws"] {
 		if err := benchProxy(ctx, p, o, out, cl); err != nil {
 			return err
 		}
@@ -221,9 +224,23 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 		}
 	}
 
-	// (a) and (b): the real code-server.
-	cs := ways(s1, sock1, n1, g1)
-	status, page, err := fetch(ctx, cs[0], "/?folder="+url.QueryEscape(s1.project), "Accept: text/html\r\n")
+	if o.only["proxy"] || o.only["http"] {
+		if err := benchHTTP(ctx, o, out, ways(s1, sock1, n1, g1), s1.project); err != nil {
+			return err
+		}
+	}
+	// The code-server side is done: stop it, so it takes no CPU from the rest.
+	n1.stop(syscall.SIGTERM, 10*time.Second)
+	g1.shutdown()
+	if o.only["proxy"] || o.only["ws"] {
+		return benchWS(ctx, o, out, ways(s2, sock2, n2, g2), n2, g2)
+	}
+	return nil
+}
+
+// benchHTTP: (a) and (b), with the real code-server.
+func benchHTTP(ctx context.Context, o options, out *output, cs []target, project string) error {
+	status, page, err := fetch(ctx, cs[0], "/?folder="+url.QueryEscape(project), "Accept: text/html\r\n")
 	if err != nil || status != 200 {
 		return fmt.Errorf("workbench page: %d %v", status, err)
 	}
@@ -249,13 +266,12 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 	httpFigure(ctx, out, cs, js, 4, size, "asset_rps", o)
 	progress("(b) /healthz, 32 connections")
 	httpFigure(ctx, out, cs, "/healthz", 32, 0, "small_rps", o)
-	// The code-server side is done: stop it, so it takes no CPU from the rest.
-	n1.stop(syscall.SIGTERM, 10*time.Second)
-	g1.shutdown()
+	return nil
+}
 
-	// (d) then (c) and (e): wsecho behind the second gateway and nginx,
-	// each fresh for the memory figure.
-	ec := ways(s2, sock2, n2, g2)
+// benchWS: (d) then (c) and (e), wsecho behind the second gateway and
+// nginx, each fresh for the memory figure.
+func benchWS(ctx context.Context, o options, out *output, ec []target, n2 *nginxProc, g2 *gatewayProc) error {
 	groups := map[string]*procGroup{
 		"nginx":   {pid: n2.pid(), withChildren: true},
 		"gateway": {pid: g2.pid()},
@@ -276,17 +292,26 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 	rts := map[string]int64{}
 	for _, c := range []int{1, 32, 256} {
 		progress("(c) WebSocket echo, 1 KB messages, %d connections", c)
-		res := map[string]wsResult{}
+		res := map[string]*wsResult{}
 		for _, t := range ec {
-			_ = sleep(ctx, 300*time.Millisecond)
-			r, err := wsLoad(ctx, t, c, 1024, o.warmup, o.measure, 2_000_000, groups[t.name])
-			if err != nil {
-				return fmt.Errorf("%s WebSocket echo at %d connections: %w", t.name, c, err)
+			res[t.name] = &wsResult{}
+		}
+		for r := 0; r < o.rounds; r++ {
+			for i := range ec {
+				t := ec[(i+r)%len(ec)] // each round in another order: noise spreads evenly
+				_ = sleep(ctx, 200*time.Millisecond)
+				one, err := wsLoad(ctx, t, c, 1024, o.warmup, o.measure/time.Duration(o.rounds), 2_000_000, groups[t.name])
+				if err != nil {
+					return fmt.Errorf("%s WebSocket echo at %d connections: %w", t.name, c, err)
+				}
+				res[t.name].add(one)
+				cpu[t.name] += one.cpu
+				rts[t.name] += one.all
 			}
+		}
+		for _, t := range ec {
+			r := res[t.name]
 			progress("  %-7s %8.0f rt/s  p50 %6.0fµs  p99 %6.0fµs  (%d round trips, proxy CPU %s)", t.name, r.rtps(), us(r.p50), us(r.p99), r.all, r.cpu)
-			res[t.name] = r
-			cpu[t.name] += r.cpu
-			rts[t.name] += r.all
 		}
 		sfx := "_c" + strconv.Itoa(c)
 		for _, f := range []struct {
@@ -297,9 +322,9 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 			{"ws_p50", "µs", func(r wsResult) float64 { return us(r.p50) }},
 			{"ws_p99", "µs", func(r wsResult) float64 { return us(r.p99) }},
 		} {
-			out.line("direct_"+f.name+sfx, f.v(res["direct"]), f.unit)
-			out.line("nginx_"+f.name+sfx, f.v(res["nginx"]), f.unit)
-			out.ratioLine("proxy_"+f.name+sfx, f.v(res["gateway"]), f.unit, f.v(res["nginx"]))
+			out.line("direct_"+f.name+sfx, f.v(*res["direct"]), f.unit)
+			out.line("nginx_"+f.name+sfx, f.v(*res["nginx"]), f.unit)
+			out.ratioLine("proxy_"+f.name+sfx, f.v(*res["gateway"]), f.unit, f.v(*res["nginx"]))
 		}
 	}
 	perRT := func(name string) float64 { return us(cpu[name]) / float64(max(rts[name], 1)) }
@@ -310,17 +335,31 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 
 // httpFigure runs one HTTP workload three ways and prints its lines.
 func httpFigure(ctx context.Context, out *output, ts []target, path string, conns int, size int64, name string, o options) {
+	agg := map[string]*loadResult{}
+	for _, t := range ts {
+		agg[t.name] = &loadResult{}
+	}
+	for r := 0; r < o.rounds; r++ {
+		for i := range ts {
+			t := ts[(i+r)%len(ts)] // each round in another order: noise spreads evenly
+			_ = sleep(ctx, 200*time.Millisecond)
+			one := httpLoad(ctx, t, path, conns, o.warmup, o.measure/time.Duration(o.rounds), 5_000_000, size)
+			a := agg[t.name]
+			a.ok, a.failed, a.bytes, a.window = a.ok+one.ok, a.failed+one.failed, a.bytes+one.bytes, a.window+one.window
+			if a.firstErr == nil {
+				a.firstErr = one.firstErr
+			}
+		}
+	}
 	rps := map[string]float64{}
 	for _, t := range ts {
-		_ = sleep(ctx, 300*time.Millisecond)
-		r := httpLoad(ctx, t, path, conns, o.warmup, o.measure, 5_000_000, size)
+		r := agg[t.name]
 		progress("  %-7s %8.1f req/s  (%d ok, %d failed, %.0f MB/s)%s", t.name, r.rps(), r.ok, r.failed,
 			float64(r.bytes)/r.window.Seconds()/1e6, errNote(r.firstErr))
-		if r.ok == 0 {
-			rps[t.name] = math.NaN()
-			continue
+		rps[t.name] = math.NaN()
+		if r.ok > 0 {
+			rps[t.name] = r.rps()
 		}
-		rps[t.name] = r.rps()
 	}
 	out.line("direct_"+name, rps["direct"], "req/s")
 	out.line("nginx_"+name, rps["nginx"], "req/s")

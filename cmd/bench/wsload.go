@@ -129,6 +129,17 @@ type wsResult struct {
 	window   time.Duration // measurement window
 	p50, p99 time.Duration
 	cpu      time.Duration // the proxy's CPU over the whole run, when measured
+	lat      []time.Duration
+}
+
+// add merges another run (round) of the same workload into r.
+func (r *wsResult) add(o wsResult) {
+	r.rts += o.rts
+	r.all += o.all
+	r.window += o.window
+	r.cpu += o.cpu
+	r.lat = append(r.lat, o.lat...)
+	r.p50, r.p99 = percentile(r.lat, 50), percentile(r.lat, 99)
 }
 
 func (r wsResult) rtps() float64 { return float64(r.rts) / r.window.Seconds() }
@@ -197,7 +208,7 @@ func wsLoad(ctx context.Context, t target, conns, size int, warmup, measure time
 	for _, l := range lats {
 		merged = append(merged, l...)
 	}
-	r := wsResult{rts: int64(len(merged)), all: all.Load(), window: end.Sub(from)}
+	r := wsResult{rts: int64(len(merged)), all: all.Load(), window: end.Sub(from), lat: merged}
 	if r.window <= 0 || r.rts == 0 {
 		return r, errors.New("no round trip in the window")
 	}

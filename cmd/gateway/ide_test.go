@@ -121,6 +121,7 @@ type startedSession struct {
 	IDEURL       string `json:"ideUrl"`
 	FencingToken int64  `json:"fencingToken"`
 	State        string `json:"state"`
+	Notice       string `json:"notice"`
 	Error        *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
