@@ -51,8 +51,11 @@ fuzz:
 		done; \
 	done
 
+# Proxy, workspace and lock figures on this machine (cmd/bench): one
+# `name<TAB>value<TAB>unit[<TAB>ratio]` line per figure on stdout.
+# BENCH_FLAGS passes options, e.g. BENCH_FLAGS='-only proxy -duration 9s'.
 bench: build
-	@$(GO) run ./cmd/bench
+	@$(GO) run ./cmd/bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) e2e/output

@@ -200,11 +200,11 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 	}
 	s1, err := openIDE(ctx, g1, idp, "alice", "alice")
 	if err != nil {
-		return fmt.Errorf("gateway with code-server: %w\n%s", err, g1.logTail(10))
+		return fmt.Errorf("gateway with code-server: %w%s", err, logIfFailed(ctx, g1.proc))
 	}
 	s2, err := openIDE(ctx, g2, idp, "alice", "alice")
 	if err != nil {
-		return fmt.Errorf("gateway with wsecho: %w\n%s", err, g2.logTail(10))
+		return fmt.Errorf("gateway with wsecho: %w%s", err, logIfFailed(ctx, g2.proc))
 	}
 	sock1 := filepath.Join(g1.dataDir, "workspaces", "run", s1.key+".sock")
 	sock2 := filepath.Join(g2.dataDir, "workspaces", "run", s2.key+".sock")
@@ -364,6 +364,15 @@ func httpFigure(ctx context.Context, out *output, ts []target, path string, conn
 	out.line("direct_"+name, rps["direct"], "req/s")
 	out.line("nginx_"+name, rps["nginx"], "req/s")
 	out.ratioLine("proxy_"+name, rps["gateway"], "req/s", rps["nginx"])
+}
+
+// logIfFailed is a process's log tail for an error message, unless the
+// run was interrupted.
+func logIfFailed(ctx context.Context, p *proc) string {
+	if ctx.Err() != nil {
+		return ""
+	}
+	return "\n" + p.logTail(10)
 }
 
 func errNote(err error) string {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/server"
@@ -127,7 +129,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Deps{Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
+	models, err := llm.New(llm.Config{BaseURL: cfg.LLMBaseURL, APIKey: cfg.LLMAPIKey, Model: cfg.LLMModel, DailyBudget: cfg.LLMDailyTokenBudget},
+		newTokenCounter(store), log, func(ctx context.Context, c llm.Caller, model string, u llm.Usage) {
+			_ = auditLog.Record(ctx, audit.Event{Tenant: c.Tenant, Actor: c.UserID, Action: "llm.call", Target: model,
+				Detail: map[string]string{"promptTokens": strconv.FormatInt(u.PromptTokens, 10), "completionTokens": strconv.FormatInt(u.CompletionTokens, 10)}})
+		})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Deps{LLM: models, Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
 		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog, Playbooks: records.Store})
 	if err != nil {
 		return err
@@ -258,6 +268,13 @@ func newLocksAndAudit(store kv.Store, log *slog.Logger) (editlock.Locker, audit.
 	}
 	al, err := audit.NewMemory(log, nil)
 	return editlock.NewMemory(nil), al, err
+}
+
+func newTokenCounter(store kv.Store) llm.Counter {
+	if r, ok := store.(*kv.Redis); ok {
+		return llm.NewRedisCounter(r.Client())
+	}
+	return llm.NewMemoryCounter()
 }
 
 func newStore(cfg *config.Config) (kv.Store, error) {

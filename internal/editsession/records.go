@@ -109,27 +109,10 @@ func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, er
 		return nil, staleSession()
 	}
 
-	rc, err := s.ws.Runtime().CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
-	if errors.Is(err, workspace.ErrNotFound) {
-		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message:  "The playbook folder is empty: write playbook.py and README.md first.",
-			Problems: []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}}}
-	}
+	bundle, report, err := s.check(ctx, r, l)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+		return nil, err
 	}
-	bundle, err := playbook.Collect(rc, r.Limits)
-	rc.Close()
-	var ce *playbook.CollectError
-	if errors.As(err, &ce) {
-		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message: "The playbook folder cannot be saved as it is: " + ce.Error(), Problems: ce.Problems}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
-	}
-	report := r.Validator.Validate(ctx, bundle)
-	report.Skipped = bundle.Skipped
 	if !report.Passed() {
 		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
 			Message:  fmt.Sprintf("The playbook did not pass validation (%d problem(s)); nothing was saved, your files are unchanged.", len(report.Errors)),
@@ -178,6 +161,55 @@ func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, er
 	l.lastActivity.Store(s.cfg.Now().UnixNano())
 	s.record(ctx, Identity{ID: who.ID, Name: l.holder.UserName, Tenant: who.Tenant}, "playbook.save", p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(v.Number), "session": id})
 	return &Saved{Playbook: p, Version: v, Skipped: bundle.Skipped}, nil
+}
+
+// check collects the session's folder and validates it, without saving.
+// A folder that cannot be collected at all is a Refusal.
+func (s *Service) check(ctx context.Context, r *Records, l *live) (*playbook.Bundle, playbook.Report, error) {
+	rc, err := s.ws.Runtime().CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
+	if errors.Is(err, workspace.ErrNotFound) {
+		return nil, playbook.Report{}, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message:  "The playbook folder is empty: write playbook.py and README.md first.",
+			Problems: []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}}}
+	}
+	if err != nil {
+		return nil, playbook.Report{}, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+	}
+	bundle, err := playbook.Collect(rc, r.Limits)
+	rc.Close()
+	var ce *playbook.CollectError
+	if errors.As(err, &ce) {
+		return nil, playbook.Report{}, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "The playbook folder cannot be saved as it is: " + ce.Error(), Problems: ce.Problems}
+	}
+	if err != nil {
+		return nil, playbook.Report{}, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+	}
+	report := r.Validator.Validate(ctx, bundle)
+	report.Skipped = bundle.Skipped
+	return bundle, report, nil
+}
+
+// Validate runs Save's checks on the session's folder and reports what
+// they find, saving nothing (the agent's validate tool).
+func (s *Service) Validate(ctx context.Context, who Identity, id string) (playbook.Report, error) {
+	r := s.recordsOrNil()
+	if r == nil {
+		return playbook.Report{}, &Refusal{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "Validation is not available on this gateway."}
+	}
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil || l.holder.UserID != who.ID || l.holder.Tenant != who.Tenant {
+		return playbook.Report{}, ErrNotFound
+	}
+	_, report, err := s.check(ctx, r, l)
+	var ref *Refusal
+	if errors.As(err, &ref) && ref.Code == "validation_failed" {
+		// For validation, a folder that cannot be collected is a finding.
+		return playbook.Report{Errors: ref.Problems}, nil
+	}
+	return report, err
 }
 
 func staleSession() *Refusal {

@@ -48,7 +48,8 @@ def check_imports(path, tree, allowed):
     # Names bound to importlib and to importlib.import_module in this file.
     importlib_names = {"importlib"}
     import_module_names = set()
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))  # breadth first: a call before its func
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name == "importlib":
@@ -88,7 +89,7 @@ def check_imports(path, tree, allowed):
             "which cannot be checked; use an import statement" % what))
 
     called = set()  # ids of func nodes of handled calls
-    for node in ast.walk(tree):  # breadth first: a call before its func
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 check_name(node, a.name, "imports")

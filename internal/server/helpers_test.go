@@ -31,6 +31,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/testsvc"
@@ -382,5 +383,10 @@ func fullDeps(t *testing.T, d Deps) Deps {
 	}
 	t.Cleanup(func() { pb.Close() })
 	d.Playbooks = pb
+	g, err := llm.New(llm.Config{DailyBudget: 1000}, llm.NewMemoryCounter(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.LLM = g
 	return d
 }

@@ -197,3 +197,27 @@ func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
 		return c.JSON(http.StatusCreated, saved)
 	}
 }
+
+// handleSessionValidate runs Save's checks without saving, for the agent's
+// validate tool and the portal.
+func handleSessionValidate(s *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var w editsession.Identity
+		if tok := workspaceTokenOf(c); tok != nil {
+			w = editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant}
+		} else {
+			w = whoOf(sessionOf(c).Identity)
+		}
+		report, err := s.Validate(c.Request().Context(), w, c.Param("id"))
+		if err != nil {
+			return sessionError(c, err)
+		}
+		if report.Errors == nil {
+			report.Errors = []playbook.Problem{}
+		}
+		if report.Warnings == nil {
+			report.Warnings = []playbook.Problem{}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"passed": report.Passed(), "errors": report.Errors, "warnings": report.Warnings, "skipped": report.Skipped, "lines": report.Lines})
+	}
+}

@@ -20,12 +20,14 @@ func (s *Server) portalRoutes(d Deps) {
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),
 		securityHeaders(portalCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors), d.Config.PublicURL.Scheme == "https"),
-		middleware.BodyLimit("1MiB"), // 1 << 20 bytes; gommon reads "1M" as 10^6
+		// The model endpoint takes long conversations; every other route
+		// is held to 1 MiB below.
+		middleware.BodyLimit("4MiB"),
 		originGuard(origin),
 	)
 	// Routes that know the portal session: the session store is read only
 	// here, so health probes keep answering while Redis is away.
-	session := []echo.MiddlewareFunc{loadSession(d.Auth), csrfToken}
+	session := []echo.MiddlewareFunc{middleware.BodyLimit("1MiB"), loadSession(d.Auth), csrfToken}
 	signedIn := append(session, requireAPISession)
 	admin := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAdmin))
 	author := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAuthor))
@@ -54,6 +56,7 @@ func (s *Server) portalRoutes(d Deps) {
 	e.DELETE("/api/edit-sessions/:id", handleSessionEnd(d.Sessions), signedIn...)
 	e.POST("/api/edit-sessions/:id/heartbeat", handleSessionHeartbeat(d.Sessions), signedIn...)
 	e.POST("/api/edit-sessions/:id/save", handleSessionSave(d.Sessions), sessionOrWorkspaceToken(d.Workspaces, author))
+	e.POST("/api/edit-sessions/:id/validate", handleSessionValidate(d.Sessions), sessionOrWorkspaceToken(d.Workspaces, author))
 
 	e.GET("/api/playbooks", handlePlaybookList(d.Playbooks), signedIn...)
 	e.GET("/api/playbooks/:id", handlePlaybookGet(d.Playbooks, d.Sessions), signedIn...)
@@ -69,6 +72,12 @@ func (s *Server) portalRoutes(d Deps) {
 
 	// Called from inside a workspace, with its token (the agent extension).
 	e.GET("/api/workspace/session", handleWorkspaceSession(d.Sessions), workspaceToken(d.Workspaces))
+	// The model endpoint, for the agent extension only (its workspace's
+	// token: the provider key never leaves the gateway).
+	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Config.LLMDailyTokenBudget), workspaceToken(d.Workspaces))
+	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(d.Workspaces, signedIn))
+	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(d.Workspaces, signedIn))
+
 	// Any other API path: 401 without a session, 404 with one.
 	e.Any("/api", handleAPINotFound(), signedIn...)
 	e.Any("/api/*", handleAPINotFound(), signedIn...)

@@ -20,6 +20,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/workspace"
@@ -39,6 +40,7 @@ type Deps struct {
 	IDE        *ideproxy.Proxy
 	Audit      audit.Log
 	Playbooks  playbook.Store
+	LLM        *llm.Gateway
 }
 
 // Server answers on two kinds of host: the portal host (portal, /auth,
@@ -56,7 +58,7 @@ type Server struct {
 // New validates deps and builds the routes.
 func New(d Deps) (*Server, error) {
 	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil || d.Workspaces == nil ||
-		d.Sessions == nil || d.IDE == nil || d.Audit == nil || d.Playbooks == nil {
+		d.Sessions == nil || d.IDE == nil || d.Audit == nil || d.Playbooks == nil || d.LLM == nil {
 		return nil, errors.New("server: every dependency is required")
 	}
 	if _, err := fs.Stat(d.Web, "index.html"); err != nil {
