@@ -180,14 +180,12 @@ func (s *Service) check(ctx context.Context, r *Records, l *live) (*playbook.Bun
 	var ce *playbook.CollectError
 	if errors.As(err, &ce) {
 		return nil, playbook.Report{}, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message: "The playbook folder cannot be saved as it is: " + ce.Error(), Problems: ce.Problems}
+			Message: fmt.Sprintf("The playbook folder cannot be saved as it is (%d problem(s)); nothing was saved, your files are unchanged.", len(ce.Problems)), Problems: ce.Problems}
 	}
 	if err != nil {
 		return nil, playbook.Report{}, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
 	}
-	report := r.Validator.Validate(ctx, bundle)
-	report.Skipped = bundle.Skipped
-	return bundle, report, nil
+	return bundle, r.Validator.Validate(ctx, bundle), nil
 }
 
 // Validate runs Save's checks on the session's folder and reports what
@@ -246,7 +244,9 @@ func (s *Service) seed(l *live, who Identity) {
 	rt := s.ws.Runtime()
 	key := l.rec.WorkspaceKey
 	if rc, err := rt.CopyOut(ctx, key, l.rec.Folder); err == nil {
-		existing, cerr := playbook.Collect(rc, playbook.Limits{MaxFiles: 10000, MaxTotal: 1 << 30, MaxFile: 1 << 30})
+		// Generous limits: this only compares; any folder it cannot read
+		// whole counts as unsaved work and is left alone.
+		existing, cerr := playbook.Collect(rc, playbook.Limits{MaxFiles: 2000, MaxTotal: 64 << 20, MaxFile: 16 << 20, MaxEntries: 10000})
 		rc.Close()
 		if cerr != nil || (len(existing.Files) > 0 && !sameFiles(existing.Files, files)) {
 			s.setNotice(l, fmt.Sprintf("Your workspace already held unsaved changes to %q; they were kept. Save to make them version %d, or discard them in the editor.", p.Name, p.CurrentVersion+1))

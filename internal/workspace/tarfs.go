@@ -52,6 +52,11 @@ func tarFolder(ctx context.Context, root *os.Root, dir string) (io.ReadCloser, e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if d.IsDir() && (d.Name() == "__pycache__" || d.Name() == "node_modules" || (d.Name() == ".agent" && path.Dir(p) == dir)) {
+				// Never part of a playbook: the agent's own state (history,
+				// checkpoints) and caches stay out of the archive.
+				return fs.SkipDir
+			}
 			rel := p
 			if dir != "." {
 				rel = p[len(dir):]
