@@ -78,14 +78,22 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(d.Workspaces, signedIn))
 	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(d.Workspaces, signedIn))
 
+	// The outer portals the postMessage API talks to (public).
+	e.GET("/api/embed-config", handleEmbedConfig(d.Config.AllowedFrameAncestors))
 	// Any other API path: 401 without a session, 404 with one.
 	e.Any("/api", handleAPINotFound(), signedIn...)
 	e.Any("/api/*", handleAPINotFound(), signedIn...)
 
-	page := handlePage(d.Web)
-	for _, p := range []string{"/", "/playbooks", "/integrations", "/rules", "/sessions"} {
-		e.GET(p, page, append(session, requirePageSession)...)
+	shell := shellCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors)
+	page := handlePage(d.Web, shell)
+	for _, p := range []string{"/", "/playbooks", "/playbooks/:id", "/playbooks/:id/edit", "/integrations", "/rules", "/sessions"} {
+		e.GET(p, page, append(session, requirePageSessionOrFrame)...)
 	}
+	// The end of a sign-in in a popup (portal framed by an outer portal):
+	// it tells the frame that opened it, and closes.
+	e.GET("/auth/popup-done", handleStaticPage(d.Web, "popup-done.html", shell))
+	// The diagram renderer the playbook page frames (its own CSP).
+	e.GET("/render/mermaid", handleStaticPage(d.Web, "render-mermaid.html", diagramCSP()))
 	e.GET("/assets/*", handleAssets(d.Web))
 }
 

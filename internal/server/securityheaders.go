@@ -46,6 +46,33 @@ func portalCSP(ideFrameSource, issuerOrigin string, ancestors []string) string {
 	}, "; ")
 }
 
+// shellCSP is the portal page's own policy: portalCSP, and frames of the
+// portal's own origin besides the IDE hosts, for the diagram renderer
+// (/render/mermaid). Other responses keep portalCSP.
+func shellCSP(ideFrameSource, issuerOrigin string, ancestors []string) string {
+	return strings.Replace(portalCSP(ideFrameSource, issuerOrigin, ancestors), "frame-src ", "frame-src 'self' ", 1)
+}
+
+// diagramCSP is the diagram renderer's policy. Mermaid lays a diagram out
+// in a live document, writing a <style> element and style attributes into
+// the SVG, so this one document (and no other) allows inline styles. It
+// runs only the portal's own scripts, loads nothing else, connects
+// nowhere, and only the portal frames it; the portal shows the SVG it
+// returns as an image, where no script runs.
+func diagramCSP() string {
+	return strings.Join([]string{
+		"default-src 'none'",
+		"script-src 'self'",
+		"style-src 'self' 'unsafe-inline'",
+		"img-src 'self' data:",
+		"font-src 'self'",
+		"frame-ancestors 'self'",
+		"form-action 'none'",
+		"base-uri 'none'",
+		"object-src 'none'",
+	}, "; ")
+}
+
 // ideCSP is what the gateway itself says on IDE hosts: only the portal
 // and the configured outer portals may frame the IDE.
 func ideCSP(portalOrigin string, ancestors []string) string {

@@ -290,10 +290,12 @@ func (m *Manager) startAndWait(ctx context.Context, e *entry) error {
 	return m.waitHealthy(ctx, e.key)
 }
 
-// waitHealthy polls /healthz, quickly at first: code-server usually
-// answers within a second.
+// waitHealthy polls /healthz every 20 ms for the first seconds (code-server
+// usually answers within one, and every poll saved is start-up time the
+// user waits), then backs off.
 func (m *Manager) waitHealthy(ctx context.Context, key string) error {
 	delay := 20 * time.Millisecond
+	fastUntil := time.Now().Add(3 * time.Second)
 	var last error
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -308,7 +310,7 @@ func (m *Manager) waitHealthy(ctx context.Context, key string) error {
 			return fmt.Errorf("code-server did not become ready within %s: %v", m.cfg.ReadyTimeout, last)
 		case <-time.After(delay):
 		}
-		if delay < 250*time.Millisecond {
+		if time.Now().After(fastUntil) && delay < 250*time.Millisecond {
 			delay += delay / 2
 		}
 	}
