@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&o.warmCalls, "warm-calls", 10000, "Ensure calls on a ready workspace")
 	flag.IntVar(&o.lockCalls, "lock-calls", 10000, "edit lock acquire+release pairs")
 	flag.IntVar(&o.idle, "idle", 1000, "idle WebSockets for the memory figure")
-	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy", "groups to run (comma separated)")
+	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save")
 	flag.StringVar(&o.image, "image", "localhost/playbook-workspace:latest", "workspace image for the Docker runtime")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, nginx.conf) for inspection")
 	flag.Parse()
@@ -163,7 +163,7 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 			return err
 		}
 	}
-	if o.only["proxy"] || o.only["http"] || o.only["ws"] {
+	if o.only["proxy"] || o.only["http"] || o.only["ws"] || o.only["save"] {
 		if err := benchProxy(ctx, p, o, out, cl); err != nil {
 			return err
 		}
@@ -226,6 +226,11 @@ func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanu
 
 	if o.only["proxy"] || o.only["http"] {
 		if err := benchHTTP(ctx, o, out, ways(s1, sock1, n1, g1), s1.project); err != nil {
+			return err
+		}
+	}
+	if o.only["proxy"] || o.only["save"] {
+		if err := benchSave(ctx, out, s1); err != nil {
 			return err
 		}
 	}

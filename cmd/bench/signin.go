@@ -53,7 +53,9 @@ type ideSession struct {
 	origin  string // http://<host>
 	cookie  string // pbs_ide=…
 	key     string // the workspace key
-	project string // the workspace's project folder (local runtime)
+	project string // the session's playbook folder (local runtime)
+	// api calls the portal's API as the signed-in user (cookie, CSRF).
+	api func(method, path string, in, out any) (int, error)
 }
 
 // openIDE signs in at the gateway through the dev provider, starts an
@@ -144,7 +146,7 @@ func openIDE(ctx context.Context, g *gatewayProc, idp *devIDP, user, pass string
 	if err != nil {
 		return nil, err
 	}
-	is := &ideSession{id: s.ID, host: ide.Host, origin: "http://" + ide.Host, key: workspace.KeyFor(me.Tenant, me.ID)}
+	is := &ideSession{id: s.ID, host: ide.Host, origin: "http://" + ide.Host, key: workspace.KeyFor(me.Tenant, me.ID), api: api}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var st struct{ State string }
