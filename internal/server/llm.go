@@ -13,14 +13,10 @@ import (
 	"github.com/playbookstudio/gateway/internal/llm"
 )
 
-// callerOf is the tenant and user of a call made with a portal session or
-// a workspace token.
-func callerOf(c echo.Context) llm.Caller {
-	if tok := workspaceTokenOf(c); tok != nil {
-		return llm.Caller{Tenant: tok.Tenant, UserID: tok.Owner}
-	}
-	id := sessionOf(c).Identity
-	return llm.Caller{Tenant: id.Tenant, UserID: id.ID, UserName: id.Name}
+// llmCaller is callerOf as the model endpoint counts it.
+func llmCaller(c echo.Context) llm.Caller {
+	w := callerOf(c)
+	return llm.Caller{Tenant: w.Tenant, UserID: w.ID, UserName: w.Name}
 }
 
 // handleLLMCompletions is the OpenAI-compatible endpoint the agent
@@ -34,7 +30,7 @@ func handleLLMCompletions(g *llm.Gateway, budget int64) echo.HandlerFunc {
 		if len(body) > llm.MaxRequestBytes {
 			return apierror.New(http.StatusRequestEntityTooLarge, "too_large", "The conversation is too long to send; start a new task or clear older messages.")
 		}
-		err = g.Complete(c.Request().Context(), callerOf(c), body, c.Response())
+		err = g.Complete(c.Request().Context(), llmCaller(c), body, c.Response())
 		var pe *llm.ProviderError
 		switch {
 		case err == nil:
@@ -61,7 +57,7 @@ func errMessage(err error) string {
 
 func handleLLMUsage(g *llm.Gateway) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		u, err := g.Usage(c.Request().Context(), callerOf(c).Tenant)
+		u, err := g.Usage(c.Request().Context(), llmCaller(c).Tenant)
 		if err != nil {
 			return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Token use cannot be read right now.", err)
 		}

@@ -184,13 +184,7 @@ func handlePlaybookDelete(store playbook.Store, sessions *editsession.Service) e
 // the workspace's extension (its token, bound to the owner).
 func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var w editsession.Identity
-		if tok := workspaceTokenOf(c); tok != nil {
-			w = editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant}
-		} else {
-			w = whoOf(sessionOf(c).Identity)
-		}
-		saved, err := s.Save(c.Request().Context(), w, c.Param("id"))
+		saved, err := s.Save(c.Request().Context(), callerOf(c), c.Param("id"))
 		if err != nil {
 			return sessionError(c, err)
 		}
@@ -202,13 +196,7 @@ func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
 // validate tool and the portal.
 func handleSessionValidate(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var w editsession.Identity
-		if tok := workspaceTokenOf(c); tok != nil {
-			w = editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant}
-		} else {
-			w = whoOf(sessionOf(c).Identity)
-		}
-		report, err := s.Validate(c.Request().Context(), w, c.Param("id"))
+		report, err := s.Validate(c.Request().Context(), callerOf(c), c.Param("id"))
 		if err != nil {
 			return sessionError(c, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -40,4 +41,13 @@ func workspaceToken(m *workspace.Manager) echo.MiddlewareFunc {
 func workspaceTokenOf(c echo.Context) *workspace.TokenInfo {
 	t, _ := c.Get(ctxWorkspaceToken).(*workspace.TokenInfo)
 	return t
+}
+
+// callerOf is who makes a call on a route that takes either a portal
+// session or a workspace token: the user, or the workspace's owner.
+func callerOf(c echo.Context) editsession.Identity {
+	if tok := workspaceTokenOf(c); tok != nil {
+		return editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant}
+	}
+	return whoOf(sessionOf(c).Identity)
 }
