@@ -15,6 +15,7 @@ setup:
 
 build:
 	@scripts/setup.sh run
+	@scripts/build-web.sh
 	@$(GO) build -o $(BIN)/gateway ./cmd/gateway
 	@$(GO) build -o $(BIN)/devidp ./cmd/devidp
 
@@ -40,7 +41,7 @@ image:
 	@REQUIRE_EXTENSION=1 images/build-offline.sh
 
 e2e: build
-	@cd e2e && node --test --test-concurrency=1 tests/
+	@cd e2e && node --test --test-reporter=spec --test-concurrency=1 tests/
 
 # Explore each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s
@@ -58,4 +59,4 @@ bench: build
 	@$(GO) run ./cmd/bench $(BENCH_FLAGS)
 
 clean:
-	rm -rf $(BIN) e2e/output
+	rm -rf $(BIN) e2e/output web/static/assets/vendor/mermaid.js

@@ -31,8 +31,8 @@ fi
 
 # Everything that goes into the .vsix or decides how it is built.
 inputs_hash() {
-	find "$ext/src" "$ext/package.json" "$ext/package-lock.json" "$ext/tsconfig.json" \
-		"$ext/.vscodeignore" "$ext/README.md" "$ext/LICENSE" scripts/build-extension.sh \
+	find "$ext/src" "$ext/media" "$ext/package.json" "$ext/package-lock.json" "$ext/tsconfig.json" \
+		"$ext/tsconfig.webview.json" "$ext/.vscodeignore" "$ext/README.md" "$ext/LICENSE" scripts/build-extension.sh \
 		-type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 want=$(inputs_hash)

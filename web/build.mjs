@@ -13,7 +13,7 @@ const noElk = {
   setup(b) {
     b.onResolve({ filter: /^elkjs(\/|$)/ }, (args) => ({ path: args.path, namespace: 'no-elk' }));
     b.onLoad({ filter: /.*/, namespace: 'no-elk' }, () => ({
-      contents: 'export default class ELK { constructor() { throw new Error("The elk layout is not available here; remove it to use the default layout."); } }',
+      contents: 'export default class ELK { layout() { return Promise.reject(new Error("The elk layout is not available here; remove it to use the default layout.")); } }',
       loader: 'js',
     }));
   },

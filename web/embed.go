@@ -1,5 +1,7 @@
-// Package web holds the portal shell (HTML, CSS, JS and images) that the
-// gateway serves to signed-in users. The files are embedded at build time.
+// Package web holds the portal (HTML, CSS, JS modules and images) that the
+// gateway serves. The files are embedded at build time. static/assets/vendor
+// holds the bundled mermaid, built by scripts/build-web.sh (make build) and
+// not committed; without it the portal works and shows diagrams as source.
 package web
 
 import (

@@ -25,6 +25,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/logbuf"
 	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
@@ -49,7 +50,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	// One JSON line per record. The IDE hosts' access lines (thousands a
+	// second under load) are batched, written every 100 ms; everything
+	// else goes out at once, after them. Returning writes out the rest.
+	out := logbuf.New(stdout, 100*time.Millisecond)
+	defer out.Close()
+	opts := &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}
+	log := slog.New(logbuf.NewHandler(slog.NewJSONHandler(out, opts), slog.NewJSONHandler(out.Deferred(), opts)))
 
 	store, err := newStore(cfg)
 	if err != nil {

@@ -5,16 +5,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+const ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+function executablePath() {
+  return process.env.CHROMIUM || '/usr/bin/chromium';
+}
+
 export async function launch() {
   const profile = mkdtempSync(join(tmpdir(), 'pbs-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    executablePath: executablePath(),
     headless: true,
     viewport: { width: 1280, height: 800 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: ARGS,
   });
   return {
     context,
@@ -25,10 +31,28 @@ export async function launch() {
   };
 }
 
+// launchBrowser starts one Chromium for several users, each in a context
+// of its own (its own cookies).
+export async function launchBrowser() {
+  const browser = await chromium.launch({ executablePath: executablePath(), headless: true, args: ARGS });
+  return {
+    browser,
+    newContext: (opts = {}) => browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts }),
+    close: () => browser.close(),
+  };
+}
+
 // watchErrors collects console errors and uncaught exceptions of a page.
-export function watchErrors(page) {
+// With origin, only those of that origin's documents and resources count
+// (the framed VS Code logs errors of its own).
+export function watchErrors(page, origin) {
   const errors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = msg.location()?.url || '';
+    if (origin && url && !url.startsWith(origin)) return;
+    errors.push(`${msg.text()} (${url || 'no location'})`);
+  });
   page.on('pageerror', (err) => errors.push(String(err)));
   return errors;
 }

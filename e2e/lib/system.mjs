@@ -2,8 +2,10 @@
 // and the real gateway (binaries built by `make build`), each on a free
 // loopback port, and stops them (by PID) afterwards.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer as createHTTPServer, request as httpRequest } from 'node:http';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +41,8 @@ async function waitFor(url, ms) {
 }
 
 function start(name, bin, args, env) {
-  const child = spawn(join(root, 'bin', bin), args, {
+  const cmd = bin.includes('/') ? bin : join(root, 'bin', bin);
+  const child = spawn(cmd, args, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,15 +70,71 @@ async function stop(proc) {
   clearTimeout(timer);
 }
 
-// startSystem returns { portal, issuer, stop(), logs() }.
-export async function startSystem() {
-  const gwPort = await freePort();
+// workspaceKey is the gateway's key of a user's workspace (internal/workspace/key.go).
+export function workspaceKey(tenant, userId) {
+  return createHash('sha256').update(`${tenant}\x00${userId}`).digest('hex').slice(0, 16);
+}
+
+// startOuter serves the example outer portal (deploy/local) on port.
+export async function startOuter(port) {
+  const proc = start('outer', process.execPath, [join(root, 'deploy', 'local', 'serve-outer.mjs')], { PORT: String(port) });
+  await waitFor(`http://127.0.0.1:${port}/outer.js`, 10000);
+  return { stop: () => stop(proc), logs: () => proc.log.join('') };
+}
+
+// The workspaces' way to the gateway. Node (code-server's extension host)
+// cannot resolve *.localhost names, so PLAYBOOK_GATEWAY_URL may not be the
+// portal's URL in local runs; this stands in for the internal address a
+// deployment gives workspaces: it forwards to the gateway on loopback with
+// the portal's Host header.
+async function startWorkspaceShim(gwPort, host) {
+  const port = await freePort();
+  const server = createHTTPServer((req, res) => {
+    const up = httpRequest({ host: '127.0.0.1', port: gwPort, method: req.method, path: req.url, headers: { ...req.headers, host } }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => { res.writeHead(502).end(); });
+    req.pipe(up);
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
+}
+
+// The gateway leaves local workspaces running when it stops (a restarted
+// gateway adopts them); a test run ends the ones its gateway started: each
+// is a process group whose leader's PID is in its meta.json.
+async function stopWorkspaces(dataDir) {
+  const ws = join(dataDir, 'workspaces', 'ws');
+  if (!existsSync(ws)) return;
+  const groups = [];
+  for (const key of readdirSync(ws)) {
+    try {
+      const { pid } = JSON.parse(readFileSync(join(ws, key, 'meta.json'), 'utf8'));
+      if (Number.isInteger(pid) && pid > 1) groups.push(pid);
+    } catch (_) {
+      // never started
+    }
+  }
+  const alive = (pid) => { try { process.kill(-pid, 0); return true; } catch (_) { return false; } };
+  for (const pid of groups) { try { process.kill(-pid, 'SIGTERM'); } catch (_) { /* gone */ } }
+  const deadline = Date.now() + 5000;
+  while (groups.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of groups.filter(alive)) { try { process.kill(-pid, 'SIGKILL'); } catch (_) { /* gone */ } }
+}
+
+// startSystem returns { portal, issuer, dataDir, stop(), logs() }.
+// opts.env adds gateway settings; opts.users is a users file for the dev
+// provider; opts.gwPort picks the gateway's port.
+export async function startSystem(opts = {}) {
+  const gwPort = opts.gwPort || await freePort();
   const idpPort = await freePort();
   // The portal on a *.localhost name, so the IDE hosts below it share its
   // site (see the README: cookies and storage of the framed IDE).
   const portal = `http://playbooks.localhost:${gwPort}`;
   const issuer = `http://localhost:${idpPort}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'pbs-e2e-'));
+  const shim = await startWorkspaceShim(gwPort, `playbooks.localhost:${gwPort}`);
   const secret = `e2e-secret-${idpPort}`;
   const idp = start('devidp', 'devidp', [], {
     DEVIDP_ADDR: `127.0.0.1:${idpPort}`,
@@ -83,6 +142,7 @@ export async function startSystem() {
     DEVIDP_CLIENT_SECRET: secret,
     DEVIDP_REDIRECT_URIS: `${portal}/auth/callback`,
     DEVIDP_POST_LOGOUT_REDIRECT_URIS: `${portal}/`,
+    ...(opts.users ? { DEVIDP_USERS: opts.users } : {}),
   });
   const gw = start('gateway', 'gateway', [], {
     LISTEN_ADDR: `127.0.0.1:${gwPort}`,
@@ -91,7 +151,9 @@ export async function startSystem() {
     OIDC_ISSUER: issuer,
     OIDC_CLIENT_SECRET: secret,
     DATA_DIR: dataDir,
+    WORKSPACE_GATEWAY_URL: shim.url,
     REDIS_URL: '',
+    ...(opts.env || {}),
   });
   const procs = [gw, idp];
   const logs = () => procs.map((p) => `--- ${p.name}\n${p.log.join('')}`).join('\n');
@@ -100,15 +162,24 @@ export async function startSystem() {
     await waitFor(`http://127.0.0.1:${gwPort}/readyz`, 15000);
   } catch (err) {
     for (const p of procs) await stop(p);
+    await shim.stop();
     throw new Error(`${err.message}\n${logs()}`);
   }
   mkdirSync(outputDir, { recursive: true });
   return {
     portal,
     issuer,
+    dataDir,
+    gwPort,
     logs,
+    // The project folder of a user's local workspace.
+    projectDir(tenant, userId) {
+      return join(dataDir, 'workspaces', 'ws', workspaceKey(tenant, userId), 'project');
+    },
     async stop() {
       for (const p of procs) await stop(p);
+      await shim.stop();
+      await stopWorkspaces(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

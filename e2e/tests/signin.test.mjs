@@ -1,9 +1,8 @@
 // Sign-in through the real dev provider's login page, in a real browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSystem, outputDir, root } from '../lib/system.mjs';
+import { startSystem, outputDir } from '../lib/system.mjs';
 import { launch, watchErrors } from '../lib/browser.mjs';
 
 let sys;
@@ -39,7 +38,6 @@ test('alice signs in through the login page and sees the portal with her name', 
     assert.equal(await page.getByTestId('tab-sessions').isVisible(), true, 'an admin sees the Sessions tab');
     assert.equal(await page.title(), 'Playbooks · Playbook Studio');
     await page.screenshot({ path: join(outputDir, 'portal-alice.png') });
-    if (process.env.UPDATE_SCREENSHOT) copyFileSync(join(outputDir, 'portal-alice.png'), join(root, 'docs', 'screenshot.png'));
 
     // Keyboard: the tabs are reachable and the focus is visible.
     await page.getByTestId('tab-integrations').focus();

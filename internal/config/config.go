@@ -105,7 +105,7 @@ func Settings() []Setting {
 		{"WORKSPACE_RUNTIME", "local", "local (code-server processes) or docker"},
 		{"CODE_SERVER_BIN", ".cache/code-server/node_modules/.bin/code-server", "code-server for the local runtime (make run installs it there)"},
 		{"WORKSPACE_EXTENSION", ".cache/playbook-agent.vsix", "the agent extension preinstalled in local workspaces (make run builds it); empty: none"},
-		{"WORKSPACE_GATEWAY_URL", "", "the gateway as workspaces reach it (PLAYBOOK_GATEWAY_URL inside them); empty: PUBLIC_URL"},
+		{"WORKSPACE_GATEWAY_URL", "", "the gateway as workspaces reach it (PLAYBOOK_GATEWAY_URL inside them); its host answers the workspace API. Empty: http://127.0.0.1:PORT of LISTEN_ADDR for the local runtime, PUBLIC_URL otherwise"},
 		{"WORKSPACE_READY_TIMEOUT", "60s", "how long a workspace may take to become ready before it counts as failed"},
 		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
 		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
@@ -281,9 +281,7 @@ func parse(get func(string) string) (*Config, error) {
 		bad("CODE_SERVER_BIN", "must be set for the local runtime")
 	}
 	if c.WorkspaceGatewayURL == "" {
-		if c.PublicURL != nil {
-			c.WorkspaceGatewayURL = c.PublicURL.String()
-		}
+		c.WorkspaceGatewayURL = defaultWorkspaceGatewayURL(c)
 	} else if u, err := url.Parse(c.WorkspaceGatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("WORKSPACE_GATEWAY_URL", "want an absolute http(s) URL, got %q", c.WorkspaceGatewayURL)
 	}
@@ -450,6 +448,21 @@ func integer(get func(string) string, env string, lo, hi int64, bad func(string,
 		bad(env, "must be between %d and %d, got %d", lo, hi, n)
 	}
 	return n
+}
+
+// defaultWorkspaceGatewayURL: local workspaces are processes on this
+// machine, so they reach the gateway on loopback (a *.localhost portal name
+// resolves in browsers, not in Node); containers need a name set for them.
+func defaultWorkspaceGatewayURL(c *Config) string {
+	if c.WorkspaceRuntime == "local" {
+		if _, port, err := net.SplitHostPort(c.ListenAddr); err == nil {
+			return "http://127.0.0.1:" + port
+		}
+	}
+	if c.PublicURL != nil {
+		return c.PublicURL.String()
+	}
+	return ""
 }
 
 func cidrs(get func(string) string, env string, bad func(string, string, ...any)) []*net.IPNet {

@@ -7,7 +7,6 @@ package ideproxy
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -22,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"path"
 	"strings"
@@ -54,24 +52,23 @@ type Config struct {
 
 // Proxy is the IDE host's handler.
 type Proxy struct {
-	cfg       Config
-	sessions  *editsession.Service
-	ws        *workspace.Manager
-	store     kv.Store
-	log       *slog.Logger
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
-	buffers   *bufferPool
+	cfg      Config
+	sessions *editsession.Service
+	ws       *workspace.Manager
+	store    kv.Store
+	log      *slog.Logger
+	buffers  *bufferPool
 
-	mu      sync.Mutex
-	conns   map[string]map[*tunnel]struct{} // open WebSockets by session
-	cancels map[string]map[*context.CancelFunc]struct{}
-	closed  bool
-	wg      sync.WaitGroup
+	upstreams sync.Map // workspace key → *upstream: keep-alive connections
+	states    sync.Map // session id → *sessionState
+	relay     *relay   // the WebSocket event loops (nil: goroutines)
+	closed    atomic.Bool
+
+	mu    sync.Mutex
+	conns map[string]map[*tunnel]struct{} // open WebSockets by session
+	wg    sync.WaitGroup                  // goroutine-relayed WebSockets
 
 	cookies sync.Map // cookie hash → cookieInfo, a cache over the store
-
-	lastTouch sync.Map // session id → *atomic.Int64
 }
 
 type cookieInfo struct {
@@ -91,9 +88,6 @@ const CookieName = "pbs_ide"
 
 const cookiePrefix = "ide-cookie:"
 
-// ctxKey carries the workspace key of a proxied request to the dialer.
-type ctxKey struct{}
-
 // New builds the proxy and subscribes to session ends, which cut the
 // session's connections at once.
 func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store kv.Store, log *slog.Logger) (*Proxy, error) {
@@ -107,37 +101,14 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 		cfg.TouchEvery = 10 * time.Second
 	}
 	p := &Proxy{cfg: cfg, sessions: sessions, ws: ws, store: store, log: log,
-		conns: map[string]map[*tunnel]struct{}{}, cancels: map[string]map[*context.CancelFunc]struct{}{}}
+		conns: map[string]map[*tunnel]struct{}{}, relay: newRelay(relayLoops())}
 	p.buffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}}
-	p.transport = &http.Transport{
-		DialContext: p.dial,
-		// Asking code-server for gzip would make it compress the 11 MB
-		// workbench on every load; the browser negotiates its own encoding
-		// end to end, so the proxy passes Accept-Encoding through instead.
-		DisableCompression:    true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
-	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    p.transport,
-		BufferPool:   p.buffers,
-		ErrorHandler: p.proxyError,
-	}
 	sessions.OnEnd(p.cut)
 	return p, nil
 }
 
-// dial reaches the workspace named by the request's context.
-func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	key, _ := ctx.Value(ctxKey{}).(string)
-	if key == "" {
-		return nil, errors.New("ideproxy: no workspace for this request")
-	}
+// dial reaches the workspace key.
+func (p *Proxy) dial(ctx context.Context, key string) (net.Conn, error) {
 	d, err := p.ws.Runtime().Dialer(ctx, key)
 	if err != nil {
 		return nil, err
@@ -226,7 +197,11 @@ func (p *Proxy) Serve(c echo.Context) error {
 		return p.refuse(c, http.StatusForbidden, "forbidden", "This IDE belongs to another user.",
 			fmt.Errorf("user %s tried session %s of user %s", ci.UserID, sid, sess.UserID))
 	}
-	p.touch(sess)
+	st := p.state(sid)
+	if st == nil {
+		return p.ended(c, sid)
+	}
+	p.touch(st, sess)
 	if isWebSocket(r) {
 		want := p.cfg.Hosts.Scheme + "://" + strings.ToLower(r.Host)
 		if o := r.Header.Get("Origin"); !strings.EqualFold(o, want) {
@@ -235,7 +210,7 @@ func (p *Proxy) Serve(c echo.Context) error {
 		}
 		return p.tunnel(c, sess)
 	}
-	return p.forward(c, sess)
+	return p.forward(c, st, sess)
 }
 
 func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
@@ -266,44 +241,76 @@ func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
 	return ci, nil
 }
 
+// sessionState is what the proxy keeps per live session: its HTTP
+// requests in flight (cut when the session ends) and the activity
+// throttle. It is made on the session's first request and dropped by cut.
+type sessionState struct {
+	lastTouch atomic.Int64
+
+	mu       sync.Mutex
+	ended    bool
+	inflight map[*bconn]struct{}
+}
+
+// state is the session's state, nil once the session ended or the proxy
+// closed.
+func (p *Proxy) state(id string) *sessionState {
+	if v, ok := p.states.Load(id); ok {
+		return v.(*sessionState)
+	}
+	if p.closed.Load() {
+		return nil
+	}
+	st := &sessionState{inflight: map[*bconn]struct{}{}}
+	if v, loaded := p.states.LoadOrStore(id, st); loaded {
+		return v.(*sessionState)
+	}
+	// cut forgets a session after it left the live set: a session that
+	// ended between the caller's check and the store above is gone now.
+	if _, ok := p.sessions.Live(id); !ok {
+		p.states.CompareAndDelete(id, st)
+		st.mu.Lock()
+		st.ended = true
+		st.mu.Unlock()
+	}
+	return st
+}
+
+// begin tracks a request's backend connection, so that cut can abort it;
+// false if the session ended.
+func (st *sessionState) begin(bc *bconn) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return false
+	}
+	st.inflight[bc] = struct{}{}
+	return true
+}
+
+// end stops tracking bc; false if cut aborted it.
+func (st *sessionState) end(bc *bconn) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.inflight, bc)
+	return !bc.aborted
+}
+
 // touch counts proxied traffic as activity, at most once per TouchEvery.
-func (p *Proxy) touch(sess *editsession.Session) {
+func (p *Proxy) touch(st *sessionState, sess *editsession.Session) {
 	now := time.Now().UnixNano()
-	v, _ := p.lastTouch.LoadOrStore(sess.ID, new(atomic.Int64))
-	last := v.(*atomic.Int64)
-	prev := last.Load()
-	if now-prev < int64(p.cfg.TouchEvery) || !last.CompareAndSwap(prev, now) {
+	prev := st.lastTouch.Load()
+	if now-prev < int64(p.cfg.TouchEvery) || !st.lastTouch.CompareAndSwap(prev, now) {
 		return
 	}
 	p.sessions.Touch(sess.ID)
 	p.ws.Touch(sess.WorkspaceKey)
 }
 
-// forward proxies one HTTP request, streaming, cancelled at once if the
-// session ends.
-func (p *Proxy) forward(c echo.Context, sess *editsession.Session) error {
-	r := c.Request()
-	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), ctxKey{}, sess.WorkspaceKey))
-	defer cancel()
-	if !p.track(sess.ID, &cancel) {
-		return p.ended(c, sess.ID)
-	}
-	defer p.untrack(sess.ID, &cancel)
-	r = r.WithContext(ctx)
-	p.rp.ServeHTTP(c.Response(), r)
-	return nil
-}
-
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	key, _ := pr.In.Context().Value(ctxKey{}).(string)
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = key + ".workspace"
-	pr.Out.Host = pr.In.Host
-	scrubHeaders(pr.Out.Header, pr.In.Host, p.cfg.Hosts.Scheme)
-}
-
 // scrubHeaders removes what the workspace must never see (the gateway's
 // cookies, credentials) and sets what code-server's own origin check reads.
+// The WebSocket handshake uses it; HTTP requests are written by
+// writeRequest, which applies the same rules without copying.
 func scrubHeaders(h http.Header, host, scheme string) {
 	h.Del("Authorization")
 	h.Del("X-Forwarded-For")
@@ -312,11 +319,11 @@ func scrubHeaders(h http.Header, host, scheme string) {
 		var keep []string
 		for _, line := range cookies {
 			for _, part := range strings.Split(line, ";") {
-				name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-				if name == "" || strings.HasPrefix(name, "pbs_") || strings.HasPrefix(name, "__Host-pbs_") {
+				part = strings.TrimSpace(part)
+				if !keepCookie(part) {
 					continue
 				}
-				keep = append(keep, strings.TrimSpace(part))
+				keep = append(keep, part)
 			}
 		}
 		h.Del("Cookie")
@@ -328,12 +335,21 @@ func scrubHeaders(h http.Header, host, scheme string) {
 	h.Set("X-Forwarded-Proto", scheme)
 }
 
-func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+// keepCookie says whether one trimmed "name=value" pair of a Cookie header
+// may reach the workspace: the gateway's own cookies may not.
+func keepCookie(part string) bool {
+	name, _, _ := strings.Cut(part, "=")
+	return name != "" && !strings.HasPrefix(name, "pbs_") && !strings.HasPrefix(name, "__Host-pbs_")
+}
+
+func (p *Proxy) proxyError(c echo.Context, err error) {
+	r := c.Request()
 	if errors.Is(r.Context().Err(), context.Canceled) {
-		// The session ended or the browser went away mid-request.
+		// The browser went away mid-request.
 		return
 	}
 	p.log.Warn("workspace unreachable", "host", r.Host, "path", r.URL.Path, "error", err)
+	w := c.Response()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = io.WriteString(w, `{"error":{"code":"workspace_unreachable","message":"Your workspace does not answer. It may be starting or may have stopped; reopen the playbook from the portal."}}`)
@@ -354,178 +370,30 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// tunnel is one proxied WebSocket: the browser's connection and the
-// workspace's.
-type tunnel struct {
-	client, backend net.Conn
-	once            sync.Once
-}
-
-func (t *tunnel) close() {
-	t.once.Do(func() {
-		_ = t.client.Close()
-		_ = t.backend.Close()
-	})
-}
-
-// tunnel upgrades a WebSocket: the handshake goes through as HTTP, then
-// the bytes flow both ways untouched. Between two sockets io.Copy uses
-// splice(2) on Linux, so an idle tunnel holds no user-space buffers.
-func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session) error {
-	r := c.Request()
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, sess.WorkspaceKey), 15*time.Second)
-	defer cancel()
-	backend, err := p.dial(ctx, "", "")
-	if err != nil {
-		p.proxyError(c.Response(), r, err)
-		return nil
-	}
-	out := r.Clone(ctx)
-	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	out.RequestURI = ""
-	scrubHeaders(out.Header, r.Host, p.cfg.Hosts.Scheme)
-	_ = backend.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := out.Write(backend); err != nil {
-		backend.Close()
-		p.proxyError(c.Response(), r, err)
-		return nil
-	}
-	br := bufio.NewReaderSize(backend, 4096)
-	resp, err := http.ReadResponse(br, out)
-	if err != nil {
-		backend.Close()
-		p.proxyError(c.Response(), r, err)
-		return nil
-	}
-	_ = backend.SetDeadline(time.Time{})
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer backend.Close()
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			c.Response().Header()[k] = vs
-		}
-		c.Response().WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(c.Response(), resp.Body)
-		return nil
-	}
-	client, crw, err := http.NewResponseController(c.Response()).Hijack()
-	if err != nil {
-		backend.Close()
-		return err
-	}
-	if err := resp.Write(client); err != nil {
-		client.Close()
-		backend.Close()
-		return nil
-	}
-	c.Response().Committed = true
-	t := &tunnel{client: client, backend: backend}
-	if !p.register(sess.ID, t) {
-		t.close()
-		return nil
-	}
-	// Bytes already read past the handshake on either side go first.
-	if n := crw.Reader.Buffered(); n > 0 {
-		pending, _ := crw.Reader.Peek(n)
-		if _, err := backend.Write(pending); err != nil {
-			p.unregister(sess.ID, t)
-			t.close()
-			return nil
-		}
-	}
-	if n := br.Buffered(); n > 0 {
-		pending, _ := br.Peek(n)
-		if _, err := client.Write(pending); err != nil {
-			p.unregister(sess.ID, t)
-			t.close()
-			return nil
-		}
-	}
-	p.sessions.ConnOpened(sess.ID)
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
-		_, _ = io.Copy(backend, client)
-		t.close()
-	}()
-	go func() {
-		defer p.wg.Done()
-		_, _ = io.Copy(client, backend)
-		t.close()
-		p.unregister(sess.ID, t)
-		p.sessions.ConnClosed(sess.ID)
-	}()
-	return nil
-}
-
-func (p *Proxy) register(id string, t *tunnel) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	if _, ok := p.sessions.Live(id); !ok {
-		return false
-	}
-	m := p.conns[id]
-	if m == nil {
-		m = map[*tunnel]struct{}{}
-		p.conns[id] = m
-	}
-	m[t] = struct{}{}
-	return true
-}
-
-func (p *Proxy) unregister(id string, t *tunnel) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.conns[id], t)
-	if len(p.conns[id]) == 0 {
-		delete(p.conns, id)
-	}
-}
-
-func (p *Proxy) track(id string, cancel *context.CancelFunc) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	m := p.cancels[id]
-	if m == nil {
-		m = map[*context.CancelFunc]struct{}{}
-		p.cancels[id] = m
-	}
-	m[cancel] = struct{}{}
-	return true
-}
-
-func (p *Proxy) untrack(id string, cancel *context.CancelFunc) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.cancels[id], cancel)
-	if len(p.cancels[id]) == 0 {
-		delete(p.cancels, id)
-	}
-}
-
 // cut closes every connection and request of a session that ended.
 func (p *Proxy) cut(id, reason string) {
 	p.mu.Lock()
 	tunnels := p.conns[id]
 	delete(p.conns, id)
-	cancels := p.cancels[id]
-	delete(p.cancels, id)
 	p.mu.Unlock()
-	p.lastTouch.Delete(id)
+	requests := 0
+	if v, ok := p.states.LoadAndDelete(id); ok {
+		st := v.(*sessionState)
+		st.mu.Lock()
+		st.ended = true
+		for bc := range st.inflight {
+			bc.aborted = true
+			_ = bc.conn.Close()
+			requests++
+		}
+		clear(st.inflight)
+		st.mu.Unlock()
+	}
 	for t := range tunnels {
 		t.close()
 	}
-	for c := range cancels {
-		(*c)()
-	}
-	if len(tunnels)+len(cancels) > 0 {
-		p.log.Info("IDE connections cut", "session", id, "websockets", len(tunnels), "requests", len(cancels), "reason", reason)
+	if len(tunnels)+requests > 0 {
+		p.log.Info("IDE connections cut", "session", id, "websockets", len(tunnels), "requests", requests, "reason", reason)
 	}
 }
 
@@ -541,10 +409,11 @@ func (p *Proxy) OpenTunnels() int {
 }
 
 // Close drains the hijacked connections, which http.Server.Shutdown does
-// not track, and waits for their goroutines.
+// not track: it closes them, waits for the relay to let them go, and
+// closes the idle connections to the workspaces.
 func (p *Proxy) Close() error {
+	p.closed.Store(true)
 	p.mu.Lock()
-	p.closed = true
 	all := p.conns
 	p.conns = map[string]map[*tunnel]struct{}{}
 	p.mu.Unlock()
@@ -553,8 +422,12 @@ func (p *Proxy) Close() error {
 			t.close()
 		}
 	}
+	p.relay.close()
 	p.wg.Wait()
-	p.transport.CloseIdleConnections()
+	p.upstreams.Range(func(_, v any) bool {
+		v.(*upstream).close()
+		return true
+	})
 	return nil
 }
 
@@ -603,8 +476,8 @@ func truncate(s string, n int) string {
 // bufferPool recycles the proxy's 64 KiB copy buffers.
 type bufferPool struct{ pool sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.pool.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.pool.Put(&p) }
+func (b *bufferPool) get() *[]byte  { return b.pool.Get().(*[]byte) }
+func (b *bufferPool) put(p *[]byte) { b.pool.Put(p) }
 
 // emptyTar is an archive with no entries: copied in, it only creates the
 // target folder.

@@ -36,6 +36,15 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
+// deferredLog is log's batched variant when its handler has one (the
+// gateway's, see internal/logbuf), else log.
+func deferredLog(log *slog.Logger) *slog.Logger {
+	if h, ok := log.Handler().(interface{ Deferred() slog.Handler }); ok {
+		return slog.New(h.Deferred())
+	}
+	return log
+}
+
 // routeLabel is the route template ("/api/playbooks/:id"), so metrics and
 // logs group by route rather than by every id ever seen.
 func routeLabel(c echo.Context) string {

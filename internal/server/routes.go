@@ -93,7 +93,7 @@ func (s *Server) portalRoutes(d Deps) {
 	// it tells the frame that opened it, and closes.
 	e.GET("/auth/popup-done", handleStaticPage(d.Web, "popup-done.html", shell))
 	// The diagram renderer the playbook page frames (its own CSP).
-	e.GET("/render/mermaid", handleStaticPage(d.Web, "render-mermaid.html", diagramCSP()))
+	e.GET("/render/mermaid", handleStaticPage(d.Web, "render-mermaid.html", diagramCSP(d.Config.AllowedFrameAncestors)))
 	e.GET("/assets/*", handleAssets(d.Web))
 }
 
@@ -103,7 +103,9 @@ func (s *Server) ideRoutes(d Deps) {
 	e := s.ide
 	e.Use(
 		requestIDs(d.Config.TrustedProxies),
-		accessLog(d.Log),
+		// The proxy's traffic: its access lines may wait for the next
+		// batch (cmd/gateway writes them every 100 ms).
+		accessLog(deferredLog(d.Log)),
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),
 		securityHeaders(ideCSP(d.Config.PublicURL.Scheme+"://"+s.portalHost, d.Config.AllowedFrameAncestors), d.Config.IDEHost.Scheme == "https"),

@@ -57,16 +57,17 @@ func shellCSP(ideFrameSource, issuerOrigin string, ancestors []string) string {
 // in a live document, writing a <style> element and style attributes into
 // the SVG, so this one document (and no other) allows inline styles. It
 // runs only the portal's own scripts, loads nothing else, connects
-// nowhere, and only the portal frames it; the portal shows the SVG it
-// returns as an image, where no script runs.
-func diagramCSP() string {
+// nowhere, and only the portal frames it (ancestors: the outer portals
+// that may frame the portal, since frame-ancestors checks every ancestor);
+// the portal shows the SVG it returns as an image, where no script runs.
+func diagramCSP(ancestors []string) string {
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
 		"style-src 'self' 'unsafe-inline'",
 		"img-src 'self' data:",
 		"font-src 'self'",
-		"frame-ancestors 'self'",
+		"frame-ancestors " + strings.Join(append([]string{"'self'"}, ancestors...), " "),
 		"form-action 'none'",
 		"base-uri 'none'",
 		"object-src 'none'",

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -51,8 +52,10 @@ type Server struct {
 	cfg        *config.Config
 	log        *slog.Logger
 	portalHost string
-	portal     *echo.Echo
-	ide        *echo.Echo
+	// workspaceHost is the host of WORKSPACE_GATEWAY_URL.
+	workspaceHost string
+	portal        *echo.Echo
+	ide           *echo.Echo
 }
 
 // New validates deps and builds the routes.
@@ -65,11 +68,12 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("server: portal files lack index.html: %w", err)
 	}
 	s := &Server{
-		cfg:        d.Config,
-		log:        d.Log,
-		portalHost: strings.ToLower(d.Config.PublicURL.Host),
-		portal:     newEcho(d),
-		ide:        newEcho(d),
+		cfg:           d.Config,
+		log:           d.Log,
+		portalHost:    strings.ToLower(d.Config.PublicURL.Host),
+		workspaceHost: workspaceHostOf(d.Config.WorkspaceGatewayURL),
+		portal:        newEcho(d),
+		ide:           newEcho(d),
 	}
 	s.portalRoutes(d)
 	s.ideRoutes(d)
@@ -102,6 +106,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ide.ServeHTTP(w, r)
 	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
 		s.portal.ServeHTTP(w, r)
+	case host == s.workspaceHost && strings.HasPrefix(r.URL.Path, "/api/"):
+		// The workspace API (the extension, with its token) on the host
+		// workspaces reach the gateway by: only /api, so no portal page
+		// or sign-in ever answers there.
+		s.portal.ServeHTTP(w, r)
 	case s.localAlias(host) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		http.Redirect(w, r, s.cfg.PublicURL.String()+r.URL.RequestURI(), http.StatusFound)
 	default:
@@ -129,4 +138,12 @@ func (s *Server) localAlias(host string) bool {
 		want += ":" + port
 	}
 	return host == want
+}
+
+func workspaceHostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }

@@ -64,7 +64,7 @@ func TestHostRouting(t *testing.T) {
 	}
 
 	// Unknown hosts, including near misses of the IDE pattern.
-	for _, host := range []string{"evil.example", "a.b.ide.localhost:8080", "abc.ide.localhost:9090", "localhost:8081", "127.0.0.1:8080", ""} {
+	for _, host := range []string{"evil.example", "a.b.ide.localhost:8080", "abc.ide.localhost:9090", "localhost:8081", "127.0.0.2:8080", ""} {
 		r := req(http.MethodGet, "/api/me", nil)
 		r.Host = host
 		w := env.do(r)
@@ -74,6 +74,16 @@ func TestHostRouting(t *testing.T) {
 		}
 		if !strings.Contains(w.Body.String(), "http://localhost:8080") || w.Header().Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("host %q: 421 body %q headers %v", host, w.Body.String(), w.Header())
+		}
+	}
+
+	// The host workspaces reach the gateway by (WORKSPACE_GATEWAY_URL,
+	// here the local default http://127.0.0.1:8080) answers the API only.
+	for path, want := range map[string]int{"/api/me": http.StatusUnauthorized, "/api/workspace/session": http.StatusUnauthorized, "/playbooks": http.StatusMisdirectedRequest, "/auth/login": http.StatusMisdirectedRequest} {
+		r := req(http.MethodGet, path, nil)
+		r.Host = "127.0.0.1:8080"
+		if w := env.do(r); w.Code != want {
+			t.Errorf("workspace API host %s: %d, want %d", path, w.Code, want)
 		}
 	}
 

@@ -19,8 +19,29 @@ export interface SaveResult {
   version: { number: number };
 }
 
-/** Which request failed: the session look-up or the save itself. */
-export type Route = 'session' | 'save';
+/** Which request failed. */
+export type Route = 'session' | 'save' | 'validate' | 'usage' | 'profiles' | 'llm';
+
+export interface ValidationResult {
+  passed: boolean;
+  errors: Problem[];
+  warnings: Problem[];
+  lines?: number;
+}
+
+export interface LlmUsage {
+  day: string;
+  used: number;
+  budget: number;
+  model?: string;
+  configured: boolean;
+}
+
+export interface IntegrationProfile {
+  name: string;
+  baseUrl: string;
+  authMethod: string;
+}
 
 /**
  * A failure talking to the gateway. `code` is the gateway's error code
@@ -112,6 +133,64 @@ export class GatewayClient {
       },
       version: { number: version.number },
     };
+  }
+
+  /** POST /api/edit-sessions/{id}/validate: the same checks as Save, nothing stored. */
+  async validate(sessionId: string): Promise<ValidationResult> {
+    const body = await this.request('POST', `/api/edit-sessions/${encodeURIComponent(sessionId)}/validate`, 'validate');
+    if (!isObject(body) || typeof body.passed !== 'boolean') {
+      throw badResponse('validate', 'the answer lacks "passed"');
+    }
+    return {
+      passed: body.passed,
+      errors: parseProblems(Array.isArray(body.errors) ? body.errors : []),
+      warnings: parseProblems(Array.isArray(body.warnings) ? body.warnings : []),
+      lines: typeof body.lines === 'number' ? body.lines : undefined,
+    };
+  }
+
+  /** GET /api/llm/usage: today's token use and whether a model is configured. */
+  async llmUsage(): Promise<LlmUsage> {
+    const body = await this.request('GET', '/api/llm/usage', 'usage');
+    if (!isObject(body) || typeof body.configured !== 'boolean') throw badResponse('usage', 'the answer lacks "configured"');
+    return {
+      day: typeof body.day === 'string' ? body.day : '',
+      used: typeof body.used === 'number' ? body.used : 0,
+      budget: typeof body.budget === 'number' ? body.budget : 0,
+      model: typeof body.model === 'string' ? body.model : undefined,
+      configured: body.configured,
+    };
+  }
+
+  /** GET /api/integration-profiles: name, base URL and auth method of each (never secrets). */
+  async integrationProfiles(): Promise<IntegrationProfile[]> {
+    const body = await this.request('GET', '/api/integration-profiles', 'profiles');
+    const list = isObject(body) && Array.isArray(body.profiles) ? body.profiles : undefined;
+    if (!list) throw badResponse('profiles', 'the answer lacks "profiles"');
+    return list.filter(isObject).filter((p) => typeof p.name === 'string' && p.name !== '').map((p) => ({
+      name: p.name as string,
+      baseUrl: typeof p.baseUrl === 'string' ? p.baseUrl : '',
+      authMethod: typeof p.authMethod === 'string' ? p.authMethod : '',
+    }));
+  }
+
+  /**
+   * POST /api/llm/v1/chat/completions with `body`; resolves with the raw
+   * response (any status) for the agent's chat client, which streams it.
+   * Only the caller's signal bounds it: answers stream for minutes.
+   */
+  async chatCompletions(body: string, signal: AbortSignal): Promise<Response> {
+    return this.fetchImpl(this.baseUrl + '/api/llm/v1/chat/completions', {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${this.#token}`,
+        'Content-Type': 'application/json',
+        Accept: 'text/event-stream, application/json',
+      },
+      body,
+      signal,
+      redirect: 'error',
+    });
   }
 
   private async request(method: string, path: string, route: Route): Promise<unknown> {

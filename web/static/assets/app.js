@@ -1,125 +1,45 @@
-// Playbook Studio portal shell.
-// Plain ES module, no framework, no build step. All user-supplied text is
-// written with textContent; never use innerHTML with data.
+// Playbook Studio portal: boot, header and routing. Plain ES modules, no
+// framework. All user-supplied text is written with textContent; never use
+// innerHTML with data.
 
-const PRODUCT = 'Playbook Studio';
+import { $, api, ApiError, el, hasRole, PRODUCT, setNavigator, state } from './core.js';
+import { framed, initEmbed, send } from './embed.js';
+import { initPlaybooks, showPlaybooks } from './playbooks.js';
+import { initPlaybookPage, showPlaybook } from './playbook-page.js';
+import { hideEditor, initEditor, showEditor } from './editor.js';
+import { hideSessions, initSessions, showSessions } from './sessions.js';
 
-// Routes: path -> view. "/" is an alias of "/playbooks".
-const ROUTES = {
-  '/': 'playbooks',
-  '/playbooks': 'playbooks',
-  '/integrations': 'integrations',
-  '/rules': 'rules',
-  '/sessions': 'sessions',
-};
+export { api, ApiError, csrfToken } from './core.js';
+
+// Routes: [pattern, view]. "/" is an alias of "/playbooks".
+const ROUTES = [
+  [/^\/$/, 'playbooks'],
+  [/^\/playbooks$/, 'playbooks'],
+  [/^\/playbooks\/([^/]+)\/edit$/, 'editor'],
+  [/^\/playbooks\/([^/]+)$/, 'playbook'],
+  [/^\/integrations$/, 'integrations'],
+  [/^\/rules$/, 'rules'],
+  [/^\/sessions$/, 'sessions'],
+];
 
 const TITLES = {
   playbooks: 'Playbooks',
+  playbook: 'Playbook',
+  editor: 'Editor',
   integrations: 'Integration profiles',
   rules: 'Automation rules',
   sessions: 'Sessions',
   notfound: 'Page not found',
+  signin: 'Sign in',
 };
 
-const state = {
-  me: null,
-  csrfToken: '',
-};
+// Which tab is current for each view.
+const TAB_OF = { playbooks: 'playbooks', playbook: 'playbooks', editor: 'playbooks', integrations: 'integrations', rules: 'rules', sessions: 'sessions' };
+
+let currentView = null;
 
 // ---------------------------------------------------------------------------
-// API helper
-
-/** Error thrown by api(): carries the HTTP status and the server's error code. */
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-  }
-}
-
-function isSafeMethod(method) {
-  return method === 'GET' || method === 'HEAD';
-}
-
-function isRawBody(body) {
-  return typeof body === 'string' ||
-    body instanceof FormData ||
-    body instanceof URLSearchParams ||
-    body instanceof Blob ||
-    body instanceof ArrayBuffer;
-}
-
-/**
- * JSON fetch against the portal's own API.
- * - always credentials: 'same-origin'
- * - non-GET requests carry X-CSRF-Token
- * - plain objects/arrays in opts.body are sent as JSON
- * - non-2xx answers of the form {"error":{"code","message"}} throw ApiError
- * Returns the parsed JSON body, or null for empty answers (e.g. 204).
- */
-export async function api(path, opts = {}) {
-  const method = String(opts.method || 'GET').toUpperCase();
-  const headers = new Headers(opts.headers || undefined);
-  if (!headers.has('Accept')) headers.set('Accept', 'application/json');
-
-  let body = opts.body;
-  if (body !== undefined && body !== null && !isRawBody(body)) {
-    body = JSON.stringify(body);
-    if (!headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
-  }
-  if (!isSafeMethod(method) && state.csrfToken) {
-    headers.set('X-CSRF-Token', state.csrfToken);
-  }
-
-  let res;
-  try {
-    res = await fetch(path, { ...opts, method, headers, body, credentials: 'same-origin' });
-  } catch (err) {
-    throw new ApiError(0, 'network_error', 'Could not reach the server. Check your connection and try again.');
-  }
-
-  const text = await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch (_) {
-      data = null;
-    }
-  }
-
-  if (!res.ok) {
-    const e = data && typeof data === 'object' && data.error && typeof data.error === 'object' ? data.error : null;
-    const code = e && typeof e.code === 'string' && e.code ? e.code : 'http_' + res.status;
-    const message = e && typeof e.message === 'string' && e.message
-      ? e.message
-      : `The server answered ${res.status}${res.statusText ? ' ' + res.statusText : ''}.`;
-    throw new ApiError(res.status, code, message);
-  }
-  if (text && data === null) {
-    throw new ApiError(res.status, 'bad_response', 'The server sent an answer that is not valid JSON.');
-  }
-  return data;
-}
-
-/** The CSRF token of the signed-in user (empty until /api/me has loaded). */
-export function csrfToken() {
-  return state.csrfToken;
-}
-
-// ---------------------------------------------------------------------------
-// DOM helpers
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+// Header
 
 function initials(name, email) {
   const source = String(name || '').trim() || String(email || '').split('@')[0] || '';
@@ -131,13 +51,6 @@ function initials(name, email) {
   const pick = letters.length > 1 ? letters[0] + letters[letters.length - 1] : letters[0];
   return pick.toLocaleUpperCase();
 }
-
-function hasRole(role) {
-  return !!state.me && Array.isArray(state.me.roles) && state.me.roles.includes(role);
-}
-
-// ---------------------------------------------------------------------------
-// Header
 
 function renderHeader(me) {
   const name = String(me.name || me.email || 'Signed-in user');
@@ -180,29 +93,51 @@ function normalizePath(pathname) {
   return pathname;
 }
 
-function viewFor(pathname) {
-  return ROUTES[normalizePath(pathname)] || 'notfound';
+function match(pathname) {
+  const path = normalizePath(pathname);
+  for (const [re, view] of ROUTES) {
+    const m = re.exec(path);
+    if (m) {
+      let id = m[1];
+      if (id !== undefined) {
+        try {
+          id = decodeURIComponent(id);
+        } catch (_) {
+          return { view: 'notfound', params: {} };
+        }
+      }
+      return { view, params: id !== undefined ? { id } : {} };
+    }
+  }
+  return { view: 'notfound', params: {} };
+}
+
+function setView(view) {
+  for (const section of document.querySelectorAll('.view')) {
+    section.hidden = section.dataset.view !== view;
+  }
+  const tab = TAB_OF[view];
+  for (const t of document.querySelectorAll('.tab')) {
+    if (t.dataset.tab === tab) t.setAttribute('aria-current', 'page');
+    else t.removeAttribute('aria-current');
+  }
+  document.title = `${TITLES[view] || PRODUCT} · ${PRODUCT}`;
 }
 
 function render({ focus = false } = {}) {
   if (!state.me) return;
-  const view = viewFor(location.pathname);
+  const { view, params } = match(location.pathname);
+  const search = new URLSearchParams(location.search);
 
-  for (const section of document.querySelectorAll('.view')) {
-    section.hidden = section.dataset.view !== view;
-  }
-  for (const tab of document.querySelectorAll('.tab')) {
-    if (tab.dataset.tab === view) tab.setAttribute('aria-current', 'page');
-    else tab.removeAttribute('aria-current');
-  }
+  if (currentView === 'editor' && view !== 'editor') hideEditor();
+  if (currentView === 'sessions' && view !== 'sessions') hideSessions();
+  currentView = view;
+  setView(view);
 
-  if (view === 'sessions') {
-    const admin = hasRole('admin');
-    $('sessions-empty').hidden = !admin;
-    $('sessions-forbidden').hidden = admin;
-  }
-
-  document.title = `${TITLES[view]} · ${PRODUCT}`;
+  if (view === 'playbooks') showPlaybooks();
+  else if (view === 'playbook') showPlaybook(params);
+  else if (view === 'editor') showEditor(params, search);
+  else if (view === 'sessions') showSessions();
 
   if (focus) {
     const h1 = document.querySelector(`[data-view="${view}"] h1`);
@@ -211,15 +146,15 @@ function render({ focus = false } = {}) {
   }
 }
 
-function navigate(href) {
+function navigate(href, { replace = false } = {}) {
   const url = new URL(href, location.href);
   if (url.origin !== location.origin) {
     location.assign(url.href);
     return;
   }
-  if (url.pathname !== location.pathname || url.search !== location.search) {
-    history.pushState(null, '', url.pathname + url.search + url.hash);
-  }
+  const next = url.pathname + url.search + url.hash;
+  if (replace) history.replaceState(null, '', next);
+  else if (next !== location.pathname + location.search + location.hash) history.pushState(null, '', next);
   render({ focus: true });
 }
 
@@ -228,10 +163,79 @@ function onClick(event) {
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const target = event.target instanceof Element ? event.target : null;
   const link = target ? target.closest('a[data-route]') : null;
-  if (!link || link.target) return;
+  if (!link || link.target || !link.hasAttribute('href')) return;
   if (!state.me) return; // let the browser load the page normally
   event.preventDefault();
   navigate(link.href);
+}
+
+// ---------------------------------------------------------------------------
+// Sign-in when framed: in a popup, since providers refuse to be framed.
+
+let signinWatch = 0;
+
+function showFramedSignIn() {
+  $('loading').hidden = true;
+  for (const section of document.querySelectorAll('.view')) section.hidden = section.dataset.view !== 'signin';
+  document.title = `Sign in · ${PRODUCT}`;
+  send('auth.required');
+  $('h-signin').focus({ preventScroll: true });
+}
+
+function signedInElsewhere() {
+  clearInterval(signinWatch);
+  location.reload();
+}
+
+function startPopupSignIn() {
+  const back = location.pathname + location.search;
+  const popup = window.open('/auth/login?return_to=' + encodeURIComponent('/auth/popup-done'), 'pbs-signin', 'popup,width=520,height=720');
+  $('signin-newtab').href = back;
+  if (!popup) {
+    $('signin-blocked').hidden = false;
+    return;
+  }
+  $('signin-status').textContent = 'Waiting for you to sign in in the other window…';
+  // The popup tells us when it is done; should its message not arrive (a
+  // provider that cuts the opener), /api/me tells.
+  clearInterval(signinWatch);
+  signinWatch = setInterval(async () => {
+    try {
+      const r = await fetch('/api/me', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (r.ok) signedInElsewhere();
+    } catch (_) {
+      // keep waiting
+    }
+    if (popup.closed) $('signin-status').textContent = 'The sign-in window was closed. Sign in again to continue.';
+  }, 2000);
+}
+
+function listenForSignIn() {
+  window.addEventListener('message', (event) => {
+    if (event.origin !== location.origin) return;
+    const d = event.data;
+    if (d && d.source === 'playbook-studio' && d.type === 'signed-in') signedInElsewhere();
+  });
+  try {
+    const ch = new BroadcastChannel('playbook-studio-auth');
+    ch.onmessage = (event) => {
+      if (event.data && event.data.type === 'signed-in' && !state.me) signedInElsewhere();
+    };
+  } catch (_) {
+    // no BroadcastChannel: the message and the poll remain
+  }
+}
+
+// Framed, signing out must not follow the provider's redirect inside the
+// frame (the provider refuses to be framed): end the portal session only.
+async function signOutFramed(event) {
+  event.preventDefault();
+  try {
+    await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin', redirect: 'manual', headers: { 'X-CSRF-Token': state.csrfToken } });
+  } catch (_) {
+    // reload shows the state either way
+  }
+  location.reload();
 }
 
 // ---------------------------------------------------------------------------
@@ -250,6 +254,7 @@ function showError(message) {
 async function loadMe() {
   showLoading(true);
   $('error-banner').hidden = true;
+  await initEmbed();
   let me;
   try {
     me = await api('/api/me');
@@ -258,7 +263,12 @@ async function loadMe() {
     }
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
-      location.assign('/auth/login?return_to=' + encodeURIComponent(location.pathname));
+      if (framed()) {
+        send('portal.ready', { signedIn: false });
+        showFramedSignIn();
+        return;
+      }
+      location.assign('/auth/login?return_to=' + encodeURIComponent(location.pathname + location.search));
       return; // keep "Loading…" while the browser leaves
     }
     showLoading(false);
@@ -269,15 +279,27 @@ async function loadMe() {
   state.csrfToken = typeof me.csrfToken === 'string' ? me.csrfToken : '';
   showLoading(false);
   renderHeader(me);
+  initPlaybooks();
+  initPlaybookPage();
+  initEditor();
+  initSessions();
+  if (framed()) {
+    document.body.classList.add('framed');
+    $('signout-form').addEventListener('submit', signOutFramed);
+  }
+  send('portal.ready', { signedIn: true });
   render();
 }
 
 function start() {
+  setNavigator(navigate);
   document.addEventListener('click', onClick);
   window.addEventListener('popstate', () => render({ focus: true }));
   $('error-retry').addEventListener('click', () => {
     loadMe();
   });
+  $('signin-popup').addEventListener('click', startPopupSignIn);
+  listenForSignIn();
   loadMe();
 }
 

@@ -1,0 +1,263 @@
+package ideproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/goleak"
+
+	"github.com/playbookstudio/gateway/internal/audit"
+	"github.com/playbookstudio/gateway/internal/config"
+	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/workspace"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// stubRuntime's workspaces are healthy at once; all of them are reached
+// by dial.
+type stubRuntime struct {
+	mu      sync.Mutex
+	running map[string]bool
+	dial    func(ctx context.Context) (net.Conn, error)
+	dials   atomic.Int64
+}
+
+func (r *stubRuntime) Name() string { return "stub" }
+func (r *stubRuntime) Start(_ context.Context, s workspace.Spec) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running[s.Key] = true
+	return nil
+}
+func (r *stubRuntime) Stop(_ context.Context, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.running, key)
+	return nil
+}
+func (r *stubRuntime) Remove(ctx context.Context, key string) error       { return r.Stop(ctx, key) }
+func (r *stubRuntime) List(context.Context) ([]workspace.Observed, error) { return nil, nil }
+func (r *stubRuntime) Health(_ context.Context, key string) (workspace.Health, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running[key] {
+		return workspace.Health{}, errors.New("not running")
+	}
+	return workspace.Health{Status: "alive"}, nil
+}
+func (r *stubRuntime) Dialer(context.Context, string) (workspace.DialFunc, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		r.dials.Add(1)
+		return r.dial(ctx)
+	}, nil
+}
+func (r *stubRuntime) CopyOut(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, workspace.ErrNotFound
+}
+func (r *stubRuntime) CopyIn(context.Context, string, string, io.Reader) error { return nil }
+func (r *stubRuntime) Close() error                                            { return nil }
+
+var alice = editsession.Identity{ID: "alice", Name: "Alice", Tenant: "t1"}
+
+// fixture is a proxy in an Echo on a loopback listener, with one live
+// session of alice (entered: the cookie is set) whose workspace is the
+// backend on a unix socket.
+type fixture struct {
+	t        *testing.T
+	p        *Proxy
+	sessions *editsession.Service
+	rt       *stubRuntime
+	gw       *httptest.Server
+	sid      string
+	host     string // the session's IDE host
+	cookie   string // "pbs_ide=…"
+	backend  *httptest.Server
+	conns    atomic.Int64 // connections the backend accepted
+}
+
+func newFixture(t *testing.T, backend http.Handler) *fixture {
+	t.Helper()
+	f := &fixture{t: t}
+	sock := filepath.Join(t.TempDir(), "ws.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.backend = &httptest.Server{Listener: ln, Config: &http.Server{Handler: backend, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}}}
+	f.backend.Start()
+	t.Cleanup(f.backend.Close)
+	f.rt = &stubRuntime{running: map[string]bool{}, dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	f.start()
+	return f
+}
+
+// start builds the proxy and a session over f.rt.
+func (f *fixture) start() {
+	t := f.t
+	log := slog.New(slog.DiscardHandler)
+	store := kv.NewMemory(nil)
+	ws, err := workspace.NewManager(workspace.Config{IdleTimeout: time.Hour, MaxConcurrentSpawns: 2, GatewayURL: "http://127.0.0.1:1"}, f.rt, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	al, err := audit.NewMemory(log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := config.ParseHostPattern("http://{session}.ide.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sessions, err = editsession.New(editsession.Config{TTL: time.Minute, IDEURL: hosts.URL}, editlock.NewMemory(nil), ws, store, al, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.sessions.Close() })
+	f.p, err = New(Config{Hosts: hosts}, f.sessions, ws, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.p.Close() })
+	e := echo.New()
+	e.GET("/_gw/enter", f.p.Enter)
+	e.Any("/*", f.p.Serve)
+	f.gw = httptest.NewServer(e)
+	t.Cleanup(f.gw.Close)
+
+	st, err := f.sessions.Start(context.Background(), alice, editsession.StartRequest{Name: "Triage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sid = st.ID
+	f.host = f.sid + ".ide.test"
+	req, _ := http.NewRequest(http.MethodGet, st.IDEURL, nil)
+	resp := f.do(req)
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == CookieName {
+			f.cookie = ck.Name + "=" + ck.Value
+		}
+	}
+	if resp.StatusCode != http.StatusFound || f.cookie == "" {
+		t.Fatalf("enter: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// client is an HTTP client of the gateway (every host name is the
+// gateway) with its own connections.
+func (f *fixture) client() *http.Client {
+	addr := f.gw.Listener.Addr().String()
+	tr := &http.Transport{DisableCompression: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// do sends req to the gateway with a client of its own.
+func (f *fixture) do(req *http.Request) *http.Response {
+	f.t.Helper()
+	resp, err := f.client().Do(req)
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
+}
+
+// request is a request to path on the session's host, with the cookie.
+func (f *fixture) request(method, path string, body io.Reader) *http.Request {
+	req, err := http.NewRequest(method, "http://"+f.host+path, body)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Cookie", f.cookie)
+	return req
+}
+
+// end ends the session as alice would.
+func (f *fixture) end() {
+	if err := f.sessions.End(context.Background(), alice, f.sid); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// wsDial opens a WebSocket through the gateway; the returned reader holds
+// what came after the handshake.
+func (f *fixture) wsDial() (net.Conn, *bufio.Reader) {
+	f.t.Helper()
+	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: " + f.host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Origin: http://" + f.host + "\r\nCookie: " + f.cookie + "\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		f.t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		f.t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	return c, br
+}
+
+// echoUpgrade is a backend handler that upgrades any request and echoes
+// raw bytes (no framing: the proxy does not look at it).
+func echoUpgrade(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "want an upgrade", http.StatusBadRequest)
+		return
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	_, _ = io.Copy(c, brw.Reader)
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,478 @@
+package ideproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/playbookstudio/gateway/internal/editsession"
+)
+
+// HTTP requests go to the workspace over keep-alive connections of a pool
+// per workspace, written and read in the handler's own goroutine: no
+// transport goroutines, no per-request contexts.
+const (
+	// idleTimeout closes a pooled connection nobody used for this long.
+	idleTimeout = 90 * time.Second
+	// probeAfter: a connection idle for longer is checked before reuse,
+	// since the workspace may have closed it (code-server's keep-alive
+	// timeout is 5 s).
+	probeAfter = time.Second
+	// maxIdle bounds the idle connections kept per workspace.
+	maxIdle = 256
+	// headerTimeout bounds the wait for the response's head.
+	headerTimeout = 60 * time.Second
+	dialTimeout   = 15 * time.Second
+)
+
+// upstream is one workspace's pool of idle keep-alive connections.
+type upstream struct {
+	p   *Proxy
+	key string
+
+	mu     sync.Mutex
+	idle   []*bconn // a stack: the most recently used on top
+	timer  *time.Timer
+	closed bool
+}
+
+// bconn is a connection to a workspace.
+type bconn struct {
+	conn   net.Conn
+	up     *upstream
+	br     *bufio.Reader // reads through the bconn, which counts bytes
+	bw     *bufio.Writer
+	nread  int64
+	idleAt time.Time
+	// aborted is set by cut, under the session state's lock.
+	aborted bool
+}
+
+func (bc *bconn) Read(b []byte) (int, error) {
+	n, err := bc.conn.Read(b)
+	bc.nread += int64(n)
+	return n, err
+}
+
+func (p *Proxy) upstream(key string) *upstream {
+	if v, ok := p.upstreams.Load(key); ok {
+		return v.(*upstream)
+	}
+	v, _ := p.upstreams.LoadOrStore(key, &upstream{p: p, key: key})
+	return v.(*upstream)
+}
+
+// get returns an idle connection (reused) or a new one.
+func (u *upstream) get(ctx context.Context) (bc *bconn, reused bool, err error) {
+	var now time.Time
+	for {
+		u.mu.Lock()
+		n := len(u.idle)
+		if n == 0 {
+			u.mu.Unlock()
+			break
+		}
+		bc = u.idle[n-1]
+		u.idle[n-1] = nil
+		u.idle = u.idle[:n-1]
+		u.mu.Unlock()
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if age := now.Sub(bc.idleAt); age < probeAfter || age < idleTimeout && alive(bc.conn) {
+			return bc, true, nil
+		}
+		_ = bc.conn.Close()
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := u.p.dial(ctx, u.key)
+	if err != nil {
+		return nil, false, err
+	}
+	bc = &bconn{conn: c, up: u}
+	bc.br = bufio.NewReaderSize(bc, 32<<10)
+	bc.bw = bufio.NewWriterSize(c, 16<<10)
+	return bc, false, nil
+}
+
+// put returns a connection whose response was read to its end.
+func (u *upstream) put(bc *bconn) {
+	bc.idleAt = time.Now()
+	u.mu.Lock()
+	if u.closed || len(u.idle) >= maxIdle {
+		u.mu.Unlock()
+		_ = bc.conn.Close()
+		return
+	}
+	u.idle = append(u.idle, bc)
+	if u.timer == nil {
+		u.timer = time.AfterFunc(idleTimeout, u.sweep)
+	}
+	u.mu.Unlock()
+}
+
+// sweep closes the connections idle for idleTimeout.
+func (u *upstream) sweep() {
+	now := time.Now()
+	var stale []*bconn
+	u.mu.Lock()
+	keep := u.idle[:0]
+	for _, bc := range u.idle {
+		if now.Sub(bc.idleAt) >= idleTimeout {
+			stale = append(stale, bc)
+		} else {
+			keep = append(keep, bc)
+		}
+	}
+	clear(u.idle[len(keep):])
+	u.idle = keep
+	if len(u.idle) > 0 && !u.closed && u.timer != nil {
+		u.timer.Reset(idleTimeout / 2)
+	} else {
+		u.timer = nil
+	}
+	u.mu.Unlock()
+	for _, bc := range stale {
+		_ = bc.conn.Close()
+	}
+}
+
+// close closes the idle connections; later ones are closed on return.
+func (u *upstream) close() {
+	u.mu.Lock()
+	u.closed = true
+	idle := u.idle
+	u.idle = nil
+	if u.timer != nil {
+		u.timer.Stop()
+		u.timer = nil
+	}
+	u.mu.Unlock()
+	for _, bc := range idle {
+		_ = bc.conn.Close()
+	}
+}
+
+// forward proxies one HTTP request, streaming both ways; cut aborts it
+// at once if the session ends.
+func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Session) error {
+	r := c.Request()
+	up := p.upstream(sess.WorkspaceKey)
+	// A request without a body that is safe to repeat goes again, once, on
+	// a new connection when a pooled one turns out closed before answering.
+	retry := r.ContentLength == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions)
+	for attempt := 0; ; attempt++ {
+		bc, reused, err := up.get(r.Context())
+		if err != nil {
+			p.proxyError(c, err)
+			return nil
+		}
+		if !st.begin(bc) {
+			_ = bc.conn.Close()
+			return p.ended(c, sess.ID)
+		}
+		before := bc.nread
+		resp, err := p.roundTrip(bc, r)
+		if err != nil {
+			live := st.end(bc)
+			_ = bc.conn.Close()
+			if !live {
+				return p.ended(c, sess.ID)
+			}
+			if reused && retry && attempt == 0 && bc.nread == before {
+				continue
+			}
+			p.proxyError(c, err)
+			return nil
+		}
+		return p.respond(c, st, bc, resp)
+	}
+}
+
+// roundTrip writes r to bc and reads the response's head.
+func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
+	if err := p.writeRequest(bc.bw, r); err != nil {
+		return nil, err
+	}
+	_ = bc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	for {
+		resp, err := http.ReadResponse(bc.br, r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode >= 200:
+			_ = bc.conn.SetReadDeadline(time.Time{})
+			return resp, nil
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("the workspace switched protocols on a plain request")
+		}
+		// 1xx informational answers (100 Continue, 103 Early Hints) are
+		// the proxy's business only: wait for the final one.
+	}
+}
+
+// writeRequest writes r's head and body to the workspace. It drops what
+// the workspace must never see (the gateway's cookies, credentials,
+// forwarding headers a client made up) and the hop-by-hop headers (RFC
+// 9110, 7.6.1), and sets what code-server's own origin check reads, without
+// touching r.Header.
+func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request) error {
+	uri := r.RequestURI
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
+	}
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(uri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(r.Host)
+	_, _ = bw.WriteString("\r\n")
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Proxy-Connection", "Keep-Alive",
+			"Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade", "Expect",
+			"Authorization", "Cookie", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded":
+			continue
+		}
+		if len(connection) > 0 && listedIn(connection, k) {
+			continue
+		}
+		for _, v := range vv {
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && listedIn(te, "trailers") {
+		_, _ = bw.WriteString("Te: trailers\r\n")
+	}
+	writeCookies(bw, r.Header["Cookie"])
+	_, _ = bw.WriteString("X-Forwarded-Host: ")
+	_, _ = bw.WriteString(r.Host)
+	_, _ = bw.WriteString("\r\nX-Forwarded-Proto: ")
+	_, _ = bw.WriteString(p.cfg.Hosts.Scheme)
+	_, _ = bw.WriteString("\r\n")
+	switch {
+	case r.ContentLength > 0:
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n\r\n")
+		return p.writeBody(bw, r)
+	case r.ContentLength < 0:
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		return p.writeChunked(bw, r)
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		_, _ = bw.WriteString("Content-Length: 0\r\n\r\n")
+	default:
+		_, _ = bw.WriteString("\r\n")
+	}
+	return bw.Flush()
+}
+
+// writeBody copies a body of known length.
+func (p *Proxy) writeBody(bw *bufio.Writer, r *http.Request) error {
+	buf := p.buffers.get()
+	defer p.buffers.put(buf)
+	b := *buf
+	left := r.ContentLength
+	for left > 0 {
+		n, err := r.Body.Read(b[:min(int64(len(b)), left)])
+		if n > 0 {
+			if _, werr := bw.Write(b[:n]); werr != nil {
+				return werr
+			}
+			left -= int64(n)
+		}
+		if err == io.EOF && left > 0 {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// writeChunked streams a body of unknown length, a chunk per read.
+func (p *Proxy) writeChunked(bw *bufio.Writer, r *http.Request) error {
+	buf := p.buffers.get()
+	defer p.buffers.put(buf)
+	b := *buf
+	for {
+		n, err := r.Body.Read(b)
+		if n > 0 {
+			_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+			_, _ = bw.WriteString("\r\n")
+			_, _ = bw.Write(b[:n])
+			_, _ = bw.WriteString("\r\n")
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, _ = bw.WriteString("0\r\n")
+	for k, vv := range r.Trailer {
+		for _, v := range vv {
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	_, _ = bw.WriteString("\r\n")
+	return bw.Flush()
+}
+
+// writeCookies writes the Cookie header without the gateway's cookies,
+// all lines joined in one.
+func writeCookies(bw *bufio.Writer, lines []string) {
+	first := true
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if !keepCookie(part) {
+				continue
+			}
+			if first {
+				_, _ = bw.WriteString("Cookie: ")
+				first = false
+			} else {
+				_, _ = bw.WriteString("; ")
+			}
+			_, _ = bw.WriteString(part)
+		}
+	}
+	if !first {
+		_, _ = bw.WriteString("\r\n")
+	}
+}
+
+// listedIn reports whether one of the comma-separated tokens of values
+// is token, in any case.
+func listedIn(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hopByHop are the response headers that stay between the workspace and
+// the proxy.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// respond copies the response to the browser. A response without a
+// length (or an event stream) is flushed as its data arrives. The
+// connection goes back to the pool only when the response was read to
+// its end and the workspace keeps it open.
+func (p *Proxy) respond(c echo.Context, st *sessionState, bc *bconn, resp *http.Response) error {
+	w := c.Response()
+	h := w.Header()
+	connection := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if hopByHop(k) || len(connection) > 0 && listedIn(connection, k) {
+			continue
+		}
+		if old, ok := h[k]; ok {
+			h[k] = append(old, vv...)
+		} else {
+			h[k] = vv
+		}
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
+	}
+	w.WriteHeader(resp.StatusCode)
+	streaming := resp.ContentLength < 0 || isEventStream(resp.Header)
+	if announced > 0 || isEventStream(resp.Header) {
+		w.Flush()
+	}
+
+	buf := p.buffers.get()
+	b := *buf
+	var rerr, werr error
+	for {
+		n, err := resp.Body.Read(b)
+		if n > 0 {
+			if _, werr = w.Write(b[:n]); werr != nil {
+				break
+			}
+			if streaming {
+				w.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	p.buffers.put(buf)
+	live := st.end(bc)
+	if live && rerr == nil && werr == nil && !resp.Close && bc.br.Buffered() == 0 {
+		_ = resp.Body.Close()
+		bc.up.put(bc)
+	} else {
+		_ = bc.conn.Close()
+	}
+	if rerr != nil {
+		// The workspace failed (or the session was cut) mid-body: abort
+		// the response, so the browser does not take it as complete.
+		panic(http.ErrAbortHandler)
+	}
+	if werr == nil && len(resp.Trailer) > 0 {
+		for k, vv := range resp.Trailer {
+			if len(resp.Trailer) != announced {
+				k = http.TrailerPrefix + k
+			}
+			for _, v := range vv {
+				h.Add(k, v)
+			}
+		}
+	}
+	return nil
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	const es = "text/event-stream"
+	return len(ct) > 0 && len(ct[0]) >= len(es) && strings.EqualFold(ct[0][:len(es)], es)
+}

@@ -1,0 +1,422 @@
+package ideproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestForwardHeadersAndKeepAlive(t *testing.T) {
+	var seen atomic.Pointer[http.Request]
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r)
+		w.Header().Set("Connection", "X-Private")
+		w.Header().Set("X-Private", "hop")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-Backend", "yes")
+		w.Header().Set("Content-Security-Policy", "script-src 'self'")
+		_, _ = io.WriteString(w, "hello "+r.URL.RequestURI())
+	}))
+	c := f.client()
+	for i := range 20 {
+		req := f.request(http.MethodGet, fmt.Sprintf("/a%%2Fb/c?x=%d&y=%%20", i), nil)
+		req.Header.Set("Cookie", "theme=dark; "+f.cookie+"; pbs_session=s; __Host-pbs_csrf=c; lang=en")
+		req.Header.Set("Authorization", "Bearer secret")
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		req.Header.Set("X-Forwarded-Host", "evil.example")
+		req.Header.Set("Forwarded", "for=203.0.113.9")
+		req.Header.Set("Connection", "X-Hop, keep-alive")
+		req.Header.Set("X-Hop", "1")
+		req.Header.Set("Te", "trailers")
+		req.Header.Set("X-Kept", "v1")
+		req.Header.Add("X-Kept", "v2")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("hello /a%%2Fb/c?x=%d&y=%%20", i); resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("got %d %q, want %q", resp.StatusCode, body, want)
+		}
+		if i > 0 {
+			continue
+		}
+		if resp.Header.Get("X-Backend") != "yes" || resp.Header.Get("X-Private") != "" || resp.Header.Get("Keep-Alive") != "" {
+			t.Errorf("response headers: %v", resp.Header)
+		}
+		r := seen.Load()
+		h := r.Header
+		if got := h.Get("Cookie"); got != "theme=dark; lang=en" {
+			t.Errorf("Cookie reaching the workspace: %q", got)
+		}
+		for _, k := range []string{"Authorization", "X-Forwarded-For", "Forwarded", "X-Hop"} {
+			if v := h.Get(k); v != "" {
+				t.Errorf("%s reached the workspace: %q", k, v)
+			}
+		}
+		if h.Get("X-Forwarded-Host") != f.host || h.Get("X-Forwarded-Proto") != "http" || r.Host != f.host {
+			t.Errorf("forwarding headers: host %q, %v", r.Host, h)
+		}
+		if h.Get("Te") != "trailers" || strings.Join(h.Values("X-Kept"), ",") != "v1,v2" {
+			t.Errorf("kept headers: %v", h)
+		}
+		if h.Get("User-Agent") != "Go-http-client/1.1" {
+			t.Errorf("User-Agent = %q", h.Get("User-Agent"))
+		}
+	}
+	if n := f.conns.Load(); n != 1 {
+		t.Errorf("the backend saw %d connections for 20 sequential requests, want 1 (keep-alive)", n)
+	}
+}
+
+func TestForwardBodies(t *testing.T) {
+	big := make([]byte, 5<<20+123)
+	_, _ = rand.Read(big)
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/echo":
+			w.Header().Set("X-Length", fmt.Sprint(r.ContentLength))
+			w.Header().Set("X-Encoding", strings.Join(r.TransferEncoding, ","))
+			_, _ = io.Copy(w, r.Body)
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			_, _ = w.Write(big)
+		case "/chunked":
+			for i := range 5 {
+				fmt.Fprintf(w, "part %d;", i)
+				w.(http.Flusher).Flush()
+			}
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "42")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Content-Length", "7")
+			_, _ = io.WriteString(w, "default")
+		}
+	}))
+	c := f.client()
+	get := func(req *http.Request) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+
+	// A body of known length, both ways.
+	resp, body := get(f.request(http.MethodPost, "/echo", bytes.NewReader(big)))
+	if !bytes.Equal(body, big) || resp.Header.Get("X-Length") != fmt.Sprint(len(big)) {
+		t.Errorf("POST echo: %d bytes, length header %q", len(body), resp.Header.Get("X-Length"))
+	}
+	// A chunked request body streams chunked.
+	pr, pw := io.Pipe()
+	go func() {
+		for i := range 10 {
+			fmt.Fprintf(pw, "chunk %d\n", i)
+		}
+		pw.Close()
+	}()
+	req := f.request(http.MethodPut, "/echo", pr)
+	req.ContentLength = -1
+	resp, body = get(req)
+	if !strings.HasPrefix(string(body), "chunk 0\n") || !strings.HasSuffix(string(body), "chunk 9\n") || resp.Header.Get("X-Encoding") != "chunked" {
+		t.Errorf("chunked PUT: %q %v", body, resp.Header)
+	}
+	// An empty POST says so.
+	resp, _ = get(f.request(http.MethodPost, "/echo", nil))
+	if resp.Header.Get("X-Length") != "0" {
+		t.Errorf("empty POST: length %q", resp.Header.Get("X-Length"))
+	}
+	// A large response with a length.
+	resp, body = get(f.request(http.MethodGet, "/big", nil))
+	if !bytes.Equal(body, big) || resp.ContentLength != int64(len(big)) {
+		t.Errorf("big: %d bytes, length %d", len(body), resp.ContentLength)
+	}
+	// A chunked response, trailers, HEAD, 204.
+	_, body = get(f.request(http.MethodGet, "/chunked", nil))
+	if string(body) != "part 0;part 1;part 2;part 3;part 4;" {
+		t.Errorf("chunked: %q", body)
+	}
+	resp, body = get(f.request(http.MethodGet, "/trailer", nil))
+	if string(body) != "body" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("trailer: %q %v", body, resp.Trailer)
+	}
+	resp, body = get(f.request(http.MethodHead, "/", nil))
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 7 {
+		t.Errorf("HEAD: %d %q %d", resp.StatusCode, body, resp.ContentLength)
+	}
+	resp, _ = get(f.request(http.MethodGet, "/nocontent", nil))
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("204: %d", resp.StatusCode)
+	}
+	resp, body = get(f.request(http.MethodGet, "/", nil))
+	if string(body) != "default" {
+		t.Errorf("after all that: %d %q", resp.StatusCode, body)
+	}
+	if n := f.conns.Load(); n != 1 {
+		t.Errorf("the backend saw %d connections, want 1", n)
+	}
+}
+
+func TestForwardStreams(t *testing.T) {
+	next := make(chan struct{})
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for i := range 3 {
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	resp := f.do(f.request(http.MethodGet, "/events", nil))
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		next <- struct{}{}
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+			t.Fatalf("event %d: %q %v", i, line, err)
+		}
+		_, _ = br.ReadString('\n')
+	}
+}
+
+// rawBackend answers each request on a connection with "ok" and then
+// closes the connection without saying so, like a server whose keep-alive
+// timeout just passed.
+func rawBackend(t *testing.T, requests *atomic.Int64) (dial func(ctx context.Context) (net.Conn, error)) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				requests.Add(1)
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}
+}
+
+func TestForwardRetriesAClosedPooledConnection(t *testing.T) {
+	var requests atomic.Int64
+	f := &fixture{t: t, rt: &stubRuntime{running: map[string]bool{}}}
+	f.rt.dial = rawBackend(t, &requests)
+	f.start()
+	c := f.client()
+	do := func(method string, body io.Reader) int {
+		t.Helper()
+		resp, err := c.Do(f.request(method, "/", body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(http.MethodGet, nil); code != 200 {
+		t.Fatalf("first GET: %d", code)
+	}
+	waitFor(t, "the backend to close", func() bool { return requests.Load() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	// The pooled connection is closed: a GET goes again on a new one.
+	if code := do(http.MethodGet, nil); code != 200 {
+		t.Fatalf("GET on a closed pooled connection: %d", code)
+	}
+	if n := f.rt.dials.Load(); n != 2 {
+		t.Errorf("%d dials, want 2 (the first, the retry of the stale one)", n)
+	}
+	// A POST is not repeated: it fails as the workspace failed.
+	time.Sleep(50 * time.Millisecond)
+	if code := do(http.MethodPost, strings.NewReader("x")); code != http.StatusBadGateway {
+		t.Errorf("POST on a closed pooled connection: %d, want 502", code)
+	}
+	// A connection idle for longer is checked before use: no failure.
+	if code := do(http.MethodGet, nil); code != 200 {
+		t.Fatal(code)
+	}
+	time.Sleep(50 * time.Millisecond)
+	u := f.p.upstream(workspaceKey(f))
+	u.mu.Lock()
+	for _, bc := range u.idle {
+		bc.idleAt = bc.idleAt.Add(-2 * probeAfter)
+	}
+	u.mu.Unlock()
+	if code := do(http.MethodPost, strings.NewReader("x")); code != 200 {
+		t.Errorf("POST after a probed idle connection: %d", code)
+	}
+}
+
+func workspaceKey(f *fixture) string {
+	sess, ok := f.sessions.Live(f.sid)
+	if !ok {
+		f.t.Fatal("no live session")
+	}
+	return sess.WorkspaceKey
+}
+
+func TestForwardUnreachableWorkspace(t *testing.T) {
+	f := &fixture{t: t, rt: &stubRuntime{running: map[string]bool{}, dial: func(context.Context) (net.Conn, error) {
+		return nil, errors.New("connection refused")
+	}}}
+	f.start()
+	resp := f.do(f.request(http.MethodGet, "/", nil))
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "workspace_unreachable") {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+}
+
+func TestCutAbortsRequestsInFlight(t *testing.T) {
+	arrived := make(chan string, 2)
+	release := make(chan struct{})
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/partial" {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, "half")
+			w.(http.Flusher).Flush()
+		}
+		arrived <- r.URL.Path
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(release)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	results := make(chan result, 2)
+	for _, path := range []string{"/waiting", "/partial"} {
+		go func() {
+			req := f.request(http.MethodGet, path, nil)
+			req.Header.Set("Accept", "application/json")
+			resp, err := f.client().Do(req)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- result{code: resp.StatusCode, body: string(body), err: err}
+		}()
+	}
+	<-arrived
+	<-arrived
+	start := time.Now()
+	f.end()
+	for range 2 {
+		select {
+		case r := <-results:
+			switch {
+			case r.err != nil:
+				// The response under way was aborted, not completed.
+				if r.body != "" && r.body != "half" {
+					t.Errorf("aborted with body %q", r.body)
+				}
+			case r.code == http.StatusGone && strings.Contains(r.body, "session_ended"):
+			default:
+				t.Errorf("after the cut: %d %q", r.code, r.body)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request outlived its session")
+		}
+	}
+	t.Logf("requests cut %v after the session ended", time.Since(start))
+	// And the session's host refuses from now on.
+	req := f.request(http.MethodGet, "/", nil)
+	req.Header.Set("Accept", "application/json")
+	resp := f.do(req)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone {
+		t.Errorf("after the end: %d", resp.StatusCode)
+	}
+}
+
+func TestWriteCookies(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"pbs_ide=x"}, ""},
+		{[]string{"a=1"}, "Cookie: a=1\r\n"},
+		{[]string{" a=1 ;pbs_ide=x;; b=2", "__Host-pbs_csrf=y; c=3"}, "Cookie: a=1; b=2; c=3\r\n"},
+		{[]string{"=x; pbs_=1; d"}, "Cookie: d\r\n"},
+	} {
+		var buf bytes.Buffer
+		bw := bufio.NewWriter(&buf)
+		writeCookies(bw, tc.in)
+		_ = bw.Flush()
+		if buf.String() != tc.want {
+			t.Errorf("writeCookies(%q) = %q, want %q", tc.in, buf.String(), tc.want)
+		}
+	}
+}
+
+func BenchmarkWriteRequest(b *testing.B) {
+	p := &Proxy{}
+	p.cfg.Hosts.Scheme = "http"
+	p.buffers = &bufferPool{}
+	req, _ := http.NewRequest(http.MethodGet, "http://abc.ide.test/static/x.js?v=1", nil)
+	req.RequestURI = "/static/x.js?v=1"
+	req.Header.Set("Cookie", "theme=dark; pbs_ide=abcdef; lang=en")
+	req.Header.Set("Accept", "*/*")
+	req.Header.Set("User-Agent", "Mozilla/5.0")
+	req.Header.Set("Accept-Language", "en")
+	bw := bufio.NewWriter(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.writeRequest(bw, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
