@@ -4,7 +4,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { createServer as createHTTPServer, request as httpRequest } from 'node:http';
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -82,25 +81,6 @@ export async function startOuter(port) {
   return { stop: () => stop(proc), logs: () => proc.log.join('') };
 }
 
-// The workspaces' way to the gateway. Node (code-server's extension host)
-// cannot resolve *.localhost names, so PLAYBOOK_GATEWAY_URL may not be the
-// portal's URL in local runs; this stands in for the internal address a
-// deployment gives workspaces: it forwards to the gateway on loopback with
-// the portal's Host header.
-async function startWorkspaceShim(gwPort, host) {
-  const port = await freePort();
-  const server = createHTTPServer((req, res) => {
-    const up = httpRequest({ host: '127.0.0.1', port: gwPort, method: req.method, path: req.url, headers: { ...req.headers, host } }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => { res.writeHead(502).end(); });
-    req.pipe(up);
-  });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
-}
-
 // The gateway leaves local workspaces running when it stops (a restarted
 // gateway adopts them); a test run ends the ones its gateway started: each
 // is a process group whose leader's PID is in its meta.json.
@@ -124,8 +104,10 @@ async function stopWorkspaces(dataDir) {
 }
 
 // startSystem returns { portal, issuer, dataDir, stop(), logs() }.
-// opts.env adds gateway settings; opts.users is a users file for the dev
-// provider; opts.gwPort picks the gateway's port.
+// opts.env adds gateway settings (e.g. LLM_BASE_URL, LLM_MODEL, LLM_API_KEY,
+// LLM_DAILY_TOKEN_BUDGET); opts.users is a users file for the dev provider;
+// opts.gwPort picks the gateway's port. Workspaces reach the gateway at its
+// default WORKSPACE_GATEWAY_URL (http://127.0.0.1:PORT for the local runtime).
 export async function startSystem(opts = {}) {
   const gwPort = opts.gwPort || await freePort();
   const idpPort = await freePort();
@@ -134,7 +116,6 @@ export async function startSystem(opts = {}) {
   const portal = `http://playbooks.localhost:${gwPort}`;
   const issuer = `http://localhost:${idpPort}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'pbs-e2e-'));
-  const shim = await startWorkspaceShim(gwPort, `playbooks.localhost:${gwPort}`);
   const secret = `e2e-secret-${idpPort}`;
   const idp = start('devidp', 'devidp', [], {
     DEVIDP_ADDR: `127.0.0.1:${idpPort}`,
@@ -151,7 +132,6 @@ export async function startSystem(opts = {}) {
     OIDC_ISSUER: issuer,
     OIDC_CLIENT_SECRET: secret,
     DATA_DIR: dataDir,
-    WORKSPACE_GATEWAY_URL: shim.url,
     REDIS_URL: '',
     ...(opts.env || {}),
   });
@@ -162,7 +142,6 @@ export async function startSystem(opts = {}) {
     await waitFor(`http://127.0.0.1:${gwPort}/readyz`, 15000);
   } catch (err) {
     for (const p of procs) await stop(p);
-    await shim.stop();
     throw new Error(`${err.message}\n${logs()}`);
   }
   mkdirSync(outputDir, { recursive: true });
@@ -178,8 +157,7 @@ export async function startSystem(opts = {}) {
     },
     async stop() {
       for (const p of procs) await stop(p);
-      await shim.stop();
-      await stopWorkspaces(dataDir);
+        await stopWorkspaces(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

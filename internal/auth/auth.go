@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -360,10 +361,7 @@ func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string) erro
 
 // sessionKey stores sessions under a hash of the cookie, so whoever reads
 // the store (a Redis dump) cannot replay live cookies from it.
-func sessionKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return sessionKeyPrefix + hex.EncodeToString(sum[:])
-}
+func sessionKey(token string) string { return sessionKeyPrefix + hashCode(token) }
 
 // SessionCookieName is __Host-pbs_session on https (bound to this exact
 // host, path /, Secure) and pbs_session on plain-http local runs.
@@ -457,4 +455,67 @@ func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux (Go 1.24+ panics instead)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// handoff is what a one-time sign-in hand-off code stands for.
+type handoff struct {
+	Identity Identity `json:"identity"`
+	IDToken  string   `json:"idToken"`
+}
+
+const (
+	handoffPrefix = "auth-handoff:"
+	handoffTTL    = 60 * time.Second
+)
+
+// Handoff mints a one-time code for the signed-in caller (POST
+// /auth/handoff). A portal framed by an outer portal on another site signs
+// in through a popup; with partitioned cookies the popup's session is not
+// the frame's, so the popup hands the frame this code, which the frame
+// redeems for a session of its own. The route sits behind the CSRF check.
+func (a *Auth) Handoff(c echo.Context) error {
+	s, err := a.SessionFrom(c.Request())
+	if err != nil {
+		return apierror.New(http.StatusUnauthorized, "unauthenticated", "Sign in to continue.")
+	}
+	code := randomToken()
+	raw, _ := json.Marshal(handoff{Identity: s.Identity, IDToken: s.IDToken})
+	if err := a.store.Set(c.Request().Context(), handoffPrefix+hashCode(code), raw, handoffTTL); err != nil {
+		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-in cannot be handed over right now. Try again.", err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"code": code})
+}
+
+// Redeem trades a hand-off code, once and within a minute, for a new
+// session in the caller's cookie partition (POST /auth/handoff/redeem).
+func (a *Auth) Redeem(c echo.Context) error {
+	var in struct {
+		Code string `json:"code"`
+	}
+	if err := json.NewDecoder(io.LimitReader(c.Request().Body, 4096)).Decode(&in); err != nil || in.Code == "" || len(in.Code) > 100 {
+		return apierror.New(http.StatusBadRequest, "bad_request", "The sign-in hand-off needs a code.")
+	}
+	raw, err := a.store.Take(c.Request().Context(), handoffPrefix+hashCode(in.Code))
+	if errors.Is(err, kv.ErrNotFound) {
+		a.opts.OnSignIn(c.Request().Context(), nil, "bad_handoff")
+		return apierror.New(http.StatusUnauthorized, "sign_in_expired", "This sign-in hand-off is used or expired. Sign in again.")
+	}
+	if err != nil {
+		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-in cannot be handed over right now. Try again.", err)
+	}
+	var h handoff
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return apierror.Wrap(http.StatusUnauthorized, "sign_in_expired", "This sign-in hand-off is not valid. Sign in again.", err)
+	}
+	if err := a.startSession(c, h.Identity, h.IDToken); err != nil {
+		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Your sign-in could not be stored. Try again in a moment.", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// hashCode keys secrets in the store by their SHA-256, never as sent.
+func hashCode(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ type bconn struct {
 	bw     *bufio.Writer
 	nread  int64
 	idleAt time.Time
+	// bodyc reports the end of the request body's writer, when the body
+	// is written by a goroutine of its own.
+	bodyc chan error
 	// aborted is set by cut, under the session state's lock.
 	aborted bool
 }
@@ -186,6 +190,7 @@ func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Sess
 		if err != nil {
 			live := st.end(bc)
 			_ = bc.conn.Close()
+			bc.bodyDone()
 			if !live {
 				return p.ended(c, sess.ID)
 			}
@@ -199,10 +204,17 @@ func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Sess
 	}
 }
 
-// roundTrip writes r to bc and reads the response's head.
+// roundTrip writes r to bc and reads the response's head. A request body
+// is written by a goroutine of its own, as the response is read: the
+// workspace may answer before it has read all of it.
 func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
-	if err := p.writeRequest(bc.bw, r); err != nil {
+	if err := p.writeHead(bc.bw, r); err != nil {
 		return nil, err
+	}
+	if r.ContentLength != 0 {
+		c := make(chan error, 1)
+		bc.bodyc = c
+		go func() { c <- p.writeBody(bc.bw, r) }()
 	}
 	_ = bc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
 	for {
@@ -222,12 +234,35 @@ func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
 	}
 }
 
-// writeRequest writes r's head and body to the workspace. It drops what
+// bodyDone waits for the request body's writer, if any, and reports
+// whether it wrote the whole body. A writer still at work when the
+// response is complete is stopped by closing the connection.
+func (bc *bconn) bodyDone() bool {
+	c := bc.bodyc
+	if c == nil {
+		return true
+	}
+	bc.bodyc = nil
+	for range 2 {
+		select {
+		case err := <-c:
+			return err == nil
+		default:
+			runtime.Gosched()
+		}
+	}
+	_ = bc.conn.Close()
+	<-c
+	return false
+}
+
+// writeHead writes r's head to the workspace, flushed if r has no body.
+// It drops what
 // the workspace must never see (the gateway's cookies, credentials,
 // forwarding headers a client made up) and the hop-by-hop headers (RFC
 // 9110, 7.6.1), and sets what code-server's own origin check reads, without
 // touching r.Header.
-func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request) error {
+func (p *Proxy) writeHead(bw *bufio.Writer, r *http.Request) error {
 	uri := r.RequestURI
 	if uri == "" || uri[0] != '/' {
 		uri = r.URL.RequestURI()
@@ -270,10 +305,10 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request) error {
 		_, _ = bw.WriteString("Content-Length: ")
 		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
 		_, _ = bw.WriteString("\r\n\r\n")
-		return p.writeBody(bw, r)
+		return nil
 	case r.ContentLength < 0:
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		return p.writeChunked(bw, r)
+		return bw.Flush()
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
 		_, _ = bw.WriteString("Content-Length: 0\r\n\r\n")
 	default:
@@ -282,8 +317,11 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request) error {
 	return bw.Flush()
 }
 
-// writeBody copies a body of known length.
+// writeBody writes r's body after its head.
 func (p *Proxy) writeBody(bw *bufio.Writer, r *http.Request) error {
+	if r.ContentLength < 0 {
+		return p.writeChunked(bw, r)
+	}
 	buf := p.buffers.get()
 	defer p.buffers.put(buf)
 	b := *buf
@@ -447,7 +485,11 @@ func (p *Proxy) respond(c echo.Context, st *sessionState, bc *bconn, resp *http.
 	}
 	p.buffers.put(buf)
 	live := st.end(bc)
-	if live && rerr == nil && werr == nil && !resp.Close && bc.br.Buffered() == 0 {
+	if werr != nil || rerr != nil {
+		_ = bc.conn.Close()
+	}
+	sent := bc.bodyDone()
+	if live && sent && rerr == nil && werr == nil && !resp.Close && bc.br.Buffered() == 0 {
 		_ = resp.Body.Close()
 		bc.up.put(bc)
 	} else {

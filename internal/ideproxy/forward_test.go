@@ -88,7 +88,14 @@ func TestForwardBodies(t *testing.T) {
 		case "/echo":
 			w.Header().Set("X-Length", fmt.Sprint(r.ContentLength))
 			w.Header().Set("X-Encoding", strings.Join(r.TransferEncoding, ","))
-			_, _ = io.Copy(w, r.Body)
+			body, _ := io.ReadAll(r.Body)
+			_, _ = w.Write(body)
+		case "/early":
+			// Answers without reading the body, and keeps the
+			// connection open.
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
 		case "/big":
 			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
 			_, _ = w.Write(big)
@@ -127,6 +134,11 @@ func TestForwardBodies(t *testing.T) {
 	resp, body := get(f.request(http.MethodPost, "/echo", bytes.NewReader(big)))
 	if !bytes.Equal(body, big) || resp.Header.Get("X-Length") != fmt.Sprint(len(big)) {
 		t.Errorf("POST echo: %d bytes, length header %q", len(body), resp.Header.Get("X-Length"))
+	}
+	// An answer before the body was read.
+	resp, _ = get(f.request(http.MethodPost, "/early", bytes.NewReader(big)))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("early answer: %d", resp.StatusCode)
 	}
 	// A chunked request body streams chunked.
 	pr, pw := io.Pipe()
@@ -173,8 +185,8 @@ func TestForwardBodies(t *testing.T) {
 	if string(body) != "default" {
 		t.Errorf("after all that: %d %q", resp.StatusCode, body)
 	}
-	if n := f.conns.Load(); n != 1 {
-		t.Errorf("the backend saw %d connections, want 1", n)
+	if n := f.conns.Load(); n != 2 {
+		t.Errorf("the backend saw %d connections, want 2 (one after the early answer)", n)
 	}
 }
 
@@ -402,7 +414,7 @@ func TestWriteCookies(t *testing.T) {
 	}
 }
 
-func BenchmarkWriteRequest(b *testing.B) {
+func BenchmarkWriteHead(b *testing.B) {
 	p := &Proxy{}
 	p.cfg.Hosts.Scheme = "http"
 	p.buffers = &bufferPool{}
@@ -415,7 +427,7 @@ func BenchmarkWriteRequest(b *testing.B) {
 	bw := bufio.NewWriter(io.Discard)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.writeRequest(bw, req); err != nil {
+		if err := p.writeHead(bw, req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -43,6 +43,10 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/auth/login", d.Auth.Login)
 	e.GET("/auth/callback", d.Auth.Callback, session...)
 	e.POST("/auth/logout", d.Auth.Logout, session...)
+	// Sign-in of a portal framed by another site: the popup hands the
+	// frame a one-time code (partitioned cookies are not shared).
+	e.POST("/auth/handoff", d.Auth.Handoff, session...)
+	e.POST("/auth/handoff/redeem", d.Auth.Redeem, session...)
 
 	e.GET("/api/me", handleMe(), signedIn...)
 	e.GET("/api/workspace", handleWorkspaceGet(d.Workspaces), signedIn...)

@@ -187,6 +187,23 @@ function signedInElsewhere() {
   location.reload();
 }
 
+// A hand-off code from the popup gives this frame a session of its own
+// (needed when the outer portal's site partitions our cookies).
+async function redeemAndReload(code) {
+  if (typeof code === 'string' && code) {
+    try {
+      await fetch('/auth/handoff/redeem', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ code }),
+      });
+    } catch (_) {
+      // the reload shows the state either way
+    }
+  }
+  signedInElsewhere();
+}
+
 function startPopupSignIn() {
   const back = location.pathname + location.search;
   const popup = window.open('/auth/login?return_to=' + encodeURIComponent('/auth/popup-done'), 'pbs-signin', 'popup,width=520,height=720');
@@ -214,7 +231,7 @@ function listenForSignIn() {
   window.addEventListener('message', (event) => {
     if (event.origin !== location.origin) return;
     const d = event.data;
-    if (d && d.source === 'playbook-studio' && d.type === 'signed-in') signedInElsewhere();
+    if (d && d.source === 'playbook-studio' && d.type === 'signed-in') redeemAndReload(d.code);
   });
   try {
     const ch = new BroadcastChannel('playbook-studio-auth');
