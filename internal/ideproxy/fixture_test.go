@@ -79,7 +79,7 @@ var alice = editsession.Identity{ID: "alice", Name: "Alice", Tenant: "t1"}
 // session of alice (entered: the cookie is set) whose workspace is the
 // backend on a unix socket.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	p        *Proxy
 	sessions *editsession.Service
 	rt       *stubRuntime
@@ -91,7 +91,7 @@ type fixture struct {
 	conns    atomic.Int64 // connections the backend accepted
 }
 
-func newFixture(t *testing.T, backend http.Handler) *fixture {
+func newFixture(t testing.TB, backend http.Handler) *fixture {
 	t.Helper()
 	f := &fixture{t: t}
 	sock := filepath.Join(t.TempDir(), "ws.sock")

@@ -10,10 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 func TestForwardHeadersAndKeepAlive(t *testing.T) {
@@ -429,6 +432,69 @@ func BenchmarkWriteHead(b *testing.B) {
 	for b.Loop() {
 		if err := p.writeHead(bw, req); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// cannedBackend answers every request on a keep-alive connection with the
+// same small response, allocating nothing per request.
+func cannedBackend(t testing.TB) func(ctx context.Context) (net.Conn, error) {
+	ln, err := net.Listen("unix", t.TempDir()+"/c.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const resp = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Wed, 25 Nov 2026 22:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 36\r\n\r\n{\"status\":\"alive\",\"lastHeartbeat\":0}"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := io.WriteString(c, resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", ln.Addr().String())
+	}
+}
+
+// BenchmarkServe is one small proxied GET through Serve (no network on
+// the browser's side).
+func BenchmarkServe(b *testing.B) {
+	f := &fixture{t: b, rt: &stubRuntime{running: map[string]bool{}}}
+	f.rt.dial = cannedBackend(b)
+	f.start()
+	e := echo.New()
+	e.Any("/*", f.p.Serve)
+	req := httptest.NewRequest(http.MethodGet, "http://"+f.host+"/healthz", nil)
+	req.Header.Set("Cookie", f.cookie)
+	req.Header.Set("User-Agent", "pbs-bench")
+	req.Header.Set("Accept", "*/*")
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body.String())
 		}
 	}
 }

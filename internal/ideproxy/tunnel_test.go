@@ -14,9 +14,16 @@ import (
 	"time"
 )
 
-// tcpPair is two ends of a loopback TCP connection.
-func tcpPair(t testing.TB, ln net.Listener) (net.Conn, net.Conn) {
+// tcpPair is two ends of a loopback TCP connection (ln is only for
+// TCP's sake: each pair has a listener of its own, so that concurrent
+// pairs never cross).
+func tcpPair(t testing.TB, _ net.Listener) (net.Conn, net.Conn) {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -26,7 +33,7 @@ func tcpPair(t testing.TB, ln net.Listener) (net.Conn, net.Conn) {
 		}
 		accepted <- c
 	}()
-	a, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
+	a, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

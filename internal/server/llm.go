@@ -38,7 +38,7 @@ func handleLLMCompletions(g *llm.Gateway, budget int64) echo.HandlerFunc {
 		case errors.Is(err, llm.ErrNoModel):
 			return apierror.New(http.StatusServiceUnavailable, "no_model", "No AI model is configured on this Playbook Studio. An administrator sets LLM_BASE_URL, LLM_MODEL and LLM_API_KEY on the gateway; meanwhile, start from a template.")
 		case errors.Is(err, llm.ErrExhausted):
-			return apierror.New(http.StatusTooManyRequests, "token_budget_exhausted", fmt.Sprintf("Your organisation has used its %d AI tokens for today. The budget resets at midnight UTC.", budget))
+			return apierror.New(http.StatusTooManyRequests, "token_budget_exhausted", fmt.Sprintf("Your organisation's AI token budget for today (%d tokens) is used up. It resets at midnight UTC.", budget))
 		case errors.As(err, &pe):
 			return apierror.Wrap(pe.Status, "llm_error", "The AI model could not answer: "+pe.Message+" ("+errMessage(pe.Err)+").", err)
 		case errors.Is(err, context.Canceled):

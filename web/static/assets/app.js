@@ -190,7 +190,14 @@ function signedInElsewhere() {
 // A hand-off code from the popup gives this frame a session of its own
 // (needed when the outer portal's site partitions our cookies).
 async function redeemAndReload(code) {
-  if (typeof code === 'string' && code) {
+  let signedIn = false;
+  try {
+    signedIn = (await fetch('/api/me', { credentials: 'same-origin', headers: { Accept: 'application/json' } })).ok;
+  } catch (_) {
+    // try the code
+  }
+  // Same site, the popup's cookie is ours already: nothing to redeem.
+  if (!signedIn && typeof code === 'string' && code) {
     try {
       await fetch('/auth/handoff/redeem', {
         method: 'POST', credentials: 'same-origin',
