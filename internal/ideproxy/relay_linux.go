@@ -34,7 +34,7 @@ var errRelayClosed = errors.New("ideproxy: relay closed")
 
 // relayLoops is how many event loops the relay runs.
 func relayLoops() int {
-	if v, err := strconv.Atoi(os.Getenv("PBS_RELAY_LOOPS")); err == nil && v > 0 { // EXPERIMENT
+	if v, err := strconv.Atoi(relayLoopsX); err == nil && v > 0 { // EXPERIMENT
 		return v
 	}
 	return max(runtime.GOMAXPROCS(0)-1, 1)
@@ -219,6 +219,7 @@ type loopCmd struct {
 
 type loop struct {
 	epfd, evfd int
+	file       *os.File
 	done       chan struct{}
 
 	mu       sync.Mutex
@@ -292,10 +293,46 @@ func (l *loop) wakeLocked() {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.evfd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
+// EXPERIMENT knobs, set with -ldflags -X.
+var relayMode, relayLoopsX string
+
 func (l *loop) run() {
 	defer close(l.done)
+	var wait func() (int, error)
+	if relayMode == "poll" {
+		// Wait in Go's poller: the epoll descriptor is itself pollable.
+		_ = syscall.SetNonblock(l.epfd, true)
+		f := os.NewFile(uintptr(l.epfd), "epoll")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			panic(err)
+		}
+		l.file = f
+		wait = func() (int, error) {
+			var n int
+			var werr error
+			err := rc.Read(func(fd uintptr) bool {
+				r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+				if e != 0 {
+					if e == syscall.EINTR {
+						return false
+					}
+					werr = e
+					return true
+				}
+				n = int(r)
+				return n > 0
+			})
+			if err != nil {
+				return 0, err
+			}
+			return n, werr
+		}
+	} else {
+		wait = func() (int, error) { return syscall.EpollWait(l.epfd, l.events, -1) }
+	}
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, -1)
+		n, err := wait()
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
@@ -371,7 +408,11 @@ func (l *loop) shutdown() {
 	}
 	l.mu.Lock()
 	_ = syscall.Close(l.evfd)
-	_ = syscall.Close(l.epfd)
+	if l.file != nil {
+		_ = l.file.Close()
+	} else {
+		_ = syscall.Close(l.epfd)
+	}
 	l.mu.Unlock()
 }
 
