@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"path"
 	"strings"
@@ -68,7 +69,11 @@ type Proxy struct {
 	conns map[string]map[*tunnel]struct{} // open WebSockets by session
 	wg    sync.WaitGroup                  // goroutine-relayed WebSockets
 
-	cookies sync.Map // cookie hash → cookieInfo, a cache over the store
+	cookieMu sync.RWMutex
+	cookies  map[[sha256.Size]byte]cachedCookie // by cookie hash, a cache over the store
+
+	// The IDE host pattern's text around {session}.
+	hostPrefix, hostSuffix string
 }
 
 type cookieInfo struct {
@@ -101,7 +106,9 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 		cfg.TouchEvery = 10 * time.Second
 	}
 	p := &Proxy{cfg: cfg, sessions: sessions, ws: ws, store: store, log: log,
-		conns: map[string]map[*tunnel]struct{}{}, relay: newRelay(relayLoops())}
+		conns: map[string]map[*tunnel]struct{}{}, relay: newRelay(relayLoops()),
+		cookies: map[[sha256.Size]byte]cachedCookie{}}
+	p.hostPrefix, p.hostSuffix = hostPrefixOf(cfg.Hosts), cfg.Hosts.Suffix()
 	p.buffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}}
 	sessions.OnEnd(p.cut)
 	return p, nil
@@ -177,7 +184,7 @@ func (p *Proxy) cookie(value string) *http.Cookie {
 // Serve proxies everything else on an IDE host.
 func (p *Proxy) Serve(c echo.Context) error {
 	r := c.Request()
-	sid, _ := p.cfg.Hosts.Session(r.Host)
+	sid := p.sessionID(r.Host)
 	ci, err := p.cookieFor(r)
 	if err != nil {
 		if errors.Is(err, kv.ErrNotFound) {
@@ -214,18 +221,19 @@ func (p *Proxy) Serve(c echo.Context) error {
 }
 
 func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
-	ck, err := r.Cookie(CookieName)
-	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
+	value := ideCookie(r.Header)
+	if value == "" || len(value) > 100 {
 		return cookieInfo{}, kv.ErrNotFound
 	}
-	h := hashOf(ck.Value)
-	if v, ok := p.cookies.Load(h); ok {
-		cc := v.(cachedCookie)
-		if time.Now().Before(cc.expires) {
-			return cc.info, nil
-		}
-		p.cookies.Delete(h)
+	sum := sha256.Sum256([]byte(value))
+	now := time.Now()
+	p.cookieMu.RLock()
+	cc, ok := p.cookies[sum]
+	p.cookieMu.RUnlock()
+	if ok && now.Before(cc.expires) {
+		return cc.info, nil
 	}
+	h := hex.EncodeToString(sum[:])
 	raw, err := p.store.Get(r.Context(), cookiePrefix+h)
 	if err != nil {
 		return cookieInfo{}, err
@@ -237,8 +245,81 @@ func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
 	// A short cache: the live-session check on every request is what
 	// refuses a request of an ended session, so the cookie itself may be
 	// remembered for a little while.
-	p.cookies.Store(h, cachedCookie{info: ci, expires: time.Now().Add(30 * time.Second)})
+	p.cookieMu.Lock()
+	if len(p.cookies) >= 1024 {
+		for k, v := range p.cookies {
+			if !now.Before(v.expires) {
+				delete(p.cookies, k)
+			}
+		}
+	}
+	p.cookies[sum] = cachedCookie{info: ci, expires: now.Add(30 * time.Second)}
+	p.cookieMu.Unlock()
 	return ci, nil
+}
+
+// ideCookie is the IDE cookie's value as r.Cookie(CookieName) finds it:
+// the first well-formed one, unquoted. It allocates nothing.
+func ideCookie(h http.Header) string {
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, val, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(name) != CookieName {
+				continue
+			}
+			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			if validCookieValue(val) {
+				return val
+			}
+		}
+	}
+	return ""
+}
+
+// validCookieValue is net/http's rule for cookie values (RFC 6265, with
+// spaces and commas allowed).
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// hostPrefixOf is the host text before {session} (URL("x") is
+// scheme://prefix x suffix).
+func hostPrefixOf(h config.HostPattern) string {
+	return strings.TrimSuffix(strings.TrimPrefix(h.URL("x"), h.Scheme+"://"), "x"+h.Suffix())
+}
+
+// sessionID is the session named by an IDE host, as Hosts.Session finds
+// it, without a regular expression.
+func (p *Proxy) sessionID(host string) string {
+	for i := 0; i < len(host); i++ {
+		if 'A' <= host[i] && host[i] <= 'Z' {
+			host = strings.ToLower(host)
+			break
+		}
+	}
+	if p.hostSuffix == "" || len(host) <= len(p.hostPrefix)+len(p.hostSuffix) ||
+		!strings.HasPrefix(host, p.hostPrefix) || !strings.HasSuffix(host, p.hostSuffix) {
+		return ""
+	}
+	id := host[len(p.hostPrefix) : len(host)-len(p.hostSuffix)]
+	if len(id) > 63 || id[0] == '-' {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; !('a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-') {
+			return ""
+		}
+	}
+	return id
 }
 
 // sessionState is what the proxy keeps per live session: its HTTP

@@ -296,8 +296,20 @@ func (l *loop) wakeLocked() {
 // EXPERIMENT knobs, set with -ldflags -X.
 var relayMode, relayLoopsX string
 
+var relaySlice string // EXPERIMENT: custom EEVDF slice in µs for the loop thread
+
 func (l *loop) run() {
 	defer close(l.done)
+	if us, err := strconv.Atoi(relaySlice); err == nil && us > 0 {
+		runtime.LockOSThread()
+		attr := [14]uint32{0: 56} // struct sched_attr, SCHED_NORMAL, nice 0
+		rt := uint64(us) * 1000
+		attr[6], attr[7] = uint32(rt), uint32(rt>>32) // sched_runtime at offset 24
+		_, _, e := syscall.RawSyscall(314, 0, uintptr(unsafe.Pointer(&attr[0])), 0)
+		if e != 0 {
+			println("sched_setattr:", e.Error())
+		}
+	}
 	var wait func() (int, error)
 	if relayMode == "poll" {
 		// Wait in Go's poller: the epoll descriptor is itself pollable.
@@ -552,7 +564,7 @@ func (l *loop) update(t *relayTunnel) {
 // they skip the scheduler's syscall bookkeeping. The writes use send(2)
 // with MSG_NOSIGNAL.
 func rawRead(fd int, b []byte) (int, syscall.Errno) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_DONTWAIT, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
