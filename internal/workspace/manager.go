@@ -244,6 +244,17 @@ func (m *Manager) start(e *entry) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ReadyTimeout)
 	defer cancel()
 	err := m.startAndWait(ctx, e)
+	if err != nil {
+		m.log.Error("workspace failed to start", "key", e.key, "owner", e.owner, "runtime", m.rt.Name(), "error", err)
+		// Leave nothing half-started behind (the files stay), and only
+		// then report the failure: whoever waits sees a clean state.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if serr := m.rt.Stop(stopCtx, e.key); serr != nil {
+			m.log.Error("workspace stop after failed start", "key", e.key, "error", serr)
+		}
+		cancel()
+		m.dropToken(e)
+	}
 	m.mu.Lock()
 	if err != nil {
 		e.phase, e.err = PhaseFailed, err
@@ -254,14 +265,6 @@ func (m *Manager) start(e *entry) {
 	close(e.done)
 	m.mu.Unlock()
 	if err != nil {
-		m.log.Error("workspace failed to start", "key", e.key, "owner", e.owner, "runtime", m.rt.Name(), "error", err)
-		// Leave nothing half-started behind; the files stay.
-		stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if serr := m.rt.Stop(stopCtx, e.key); serr != nil {
-			m.log.Error("workspace stop after failed start", "key", e.key, "error", serr)
-		}
-		m.dropToken(e)
 		return
 	}
 	m.log.Info("workspace ready", "key", e.key, "owner", e.owner, "runtime", m.rt.Name(), "seconds", e.readyAt.Sub(e.startedAt).Seconds())
