@@ -189,8 +189,10 @@ test('alice has the agent plan, draw and write the phishing playbook, and saves 
       if (await pending.count() > 0) {
         await pending.first().getByTestId('approval-preview').waitFor({ timeout: 5000 }).catch(() => {});
         if (approved === 0) await shot(page, 'agent-03-approval.png');
-        await pending.first().getByTestId('approve').click();
-        approved++;
+        // The card may re-render between the count and the click (the
+        // stream goes on): a click that finds nothing is simply retried.
+        const clicked = await pending.first().getByTestId('approve').click({ timeout: 5000 }).then(() => true, () => false);
+        if (clicked) approved++;
         await page.waitForTimeout(100);
         continue;
       }
