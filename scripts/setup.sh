@@ -40,7 +40,7 @@ if [ "$what" = test ]; then
 	# Redis for the lock and session tests, Chromium for the browser tests,
 	# Podman (with the network stack it only recommends) serving the Docker
 	# API for the Docker runtime's tests, debootstrap for the offline image.
-	apt_install redis-server chromium podman runc netavark aardvark-dns catatonit debootstrap
+	apt_install redis-server chromium podman runc netavark aardvark-dns catatonit iptables debootstrap
 	# The browser tests' packages, reinstalled only when the lock file changes.
 	stamp=e2e/node_modules/.installed-lock
 	if [ ! -f "$stamp" ] || ! cmp -s e2e/package-lock.json "$stamp"; then

@@ -72,9 +72,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, _ = rand.Read(secret)
 	}
 	m := metrics.New()
-	// Sign-ins are audited once the audit log exists (below); sign-ins
-	// cannot happen before the server serves, which is after that.
-	var signIns audit.Log
+	locks, auditLog, err := newLocksAndAudit(store, log)
+	if err != nil {
+		return err
+	}
 	authn, err := auth.New(auth.Options{
 		Issuer:       cfg.OIDCIssuer,
 		ClientID:     cfg.OIDCClientID,
@@ -93,44 +94,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Secret:        secret,
 		OnSignIn: func(ctx context.Context, id *auth.Identity, result string) {
 			m.SignIns.WithLabelValues(result).Inc()
-			if id != nil && signIns != nil {
-				_ = signIns.Record(ctx, audit.Event{Tenant: id.Tenant, Actor: id.Name + " (" + id.ID + ")", Action: "sign_in", Target: id.ID})
+			if id != nil {
+				_ = auditLog.Record(ctx, audit.Event{Tenant: id.Tenant, Actor: id.Name + " (" + id.ID + ")", Action: "sign_in", Target: id.ID})
 			}
 		},
 	}, store, log)
 	if err != nil {
 		return err
 	}
-	workspaces, err := newWorkspaces(ctx, cfg, store, log)
+	workspaces, err := newWorkspaces(ctx, cfg, getenv, store, log)
 	if err != nil {
 		return err
 	}
 	defer workspaces.Close()
-
-	locks, auditLog, err := newLocksAndAudit(store, log)
-	if err != nil {
-		return err
-	}
-	sessions, err := editsession.New(editsession.Config{
-		TTL:       cfg.EditSessionTTL,
-		IDEURL:    cfg.IDEHost.URL,
-		LiveGauge: m.LiveSessions,
-	}, locks, workspaces, store, auditLog, log)
-	if err != nil {
-		return err
-	}
-	defer sessions.Close()
 	records, err := newRecords(cfg)
 	if err != nil {
 		return err
 	}
 	defer records.Store.Close()
-	sessions.SetRecords(records)
+	sessions, err := editsession.New(editsession.Config{
+		TTL:       cfg.EditSessionTTL,
+		IDEURL:    cfg.IDEHost.URL,
+		LiveGauge: m.LiveSessions,
+	}, editsession.Deps{Locks: locks, Workspaces: workspaces, Store: store, Audit: auditLog, Log: log, Records: records})
+	if err != nil {
+		return err
+	}
+	defer sessions.Close()
 	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite}, sessions, workspaces, store, log)
 	if err != nil {
 		return err
 	}
-	signIns = auditLog
 
 	files, err := web.Static()
 	if err != nil {
@@ -191,7 +185,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // newWorkspaces builds the configured runtime and its manager, adopts the
 // workspaces still running from before a restart, and starts the culler.
-func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log *slog.Logger) (*workspace.Manager, error) {
+func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) string, store kv.Store, log *slog.Logger) (*workspace.Manager, error) {
 	var rt workspace.Runtime
 	switch cfg.WorkspaceRuntime {
 	case "local":
@@ -206,7 +200,7 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, store kv.Store, log 
 			CodeServer:    cfg.CodeServerBin,
 			Dir:           filepath.Join(cfg.DataDir, "workspaces"),
 			ExtensionVSIX: vsix,
-			Path:          os.Getenv("PATH"),
+			Path:          getenv("PATH"),
 		}, log)
 		if err != nil {
 			return nil, err

@@ -28,8 +28,8 @@ import (
 
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
-	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -71,28 +71,21 @@ type Catalog interface {
 	CheckNewName(ctx context.Context, tenant, name string) error
 }
 
-// Refusal is an expected "no" with a code and a sentence from the API
-// contract (409 user_has_session, playbook_locked, …).
-type Refusal struct {
-	Status  int
-	Code    string
-	Message string
-	Other   *Session // the other session, for user_has_session
-	// Problems are validation findings, for validation_failed.
-	Problems []playbook.Problem
-}
-
-func (r *Refusal) Error() string { return r.Code + ": " + r.Message }
-
-// Errors with a fixed meaning.
+// Errors with a fixed meaning. Refusals are *fault.Error values (a kind,
+// a code from the API contract, a sentence); package server maps kinds to
+// statuses.
 var (
-	ErrNotFound         = errors.New("editsession: no such live session")
+	ErrNotFound = fault.New(fault.NotFound, "no_session", "There is no such live edit session.")
+	// ErrPlaybookNotFound is what a Catalog answers for an unknown id.
 	ErrPlaybookNotFound = errors.New("editsession: no such playbook")
-	ErrBadTicket        = errors.New("editsession: ticket unknown, used or expired")
-	// ErrUnavailable wraps failures of the lock store (Redis): callers
-	// answer 503 and the user can retry once it is back.
-	ErrUnavailable = errors.New("editsession: the session store is unavailable")
+	ErrBadTicket        = fault.New(fault.Forbidden, "bad_ticket", "This IDE link is invalid, used or expired. Open the playbook again from the portal.")
 )
+
+// unavailable is a failure of the lock or session store (Redis): the user
+// can retry once it is back.
+func unavailable(cause error) *fault.Error {
+	return fault.Wrap(fault.Unavailable, "unavailable", "Edit sessions are unavailable right now (the lock service does not answer). Try again in a moment.", cause)
+}
 
 // Config tunes the service.
 type Config struct {
@@ -104,6 +97,21 @@ type Config struct {
 	RenewEvery time.Duration // default TTL/3
 }
 
+// Deps are what the service works with. Records and Catalog are
+// optional: without records, Save and Validate are not implemented and
+// only new playbooks can be opened.
+type Deps struct {
+	Locks      editlock.Locker
+	Workspaces *workspace.Manager
+	Store      kv.Store // session records and IDE tickets
+	Audit      audit.Log
+	Log        *slog.Logger
+	Records    *Records
+	// Catalog answers "may this playbook be opened"; by default the
+	// records do.
+	Catalog Catalog
+}
+
 // Service runs edit sessions.
 type Service struct {
 	cfg     Config
@@ -112,8 +120,8 @@ type Service struct {
 	store   kv.Store
 	audit   audit.Log
 	log     *slog.Logger
-	catalog atomic.Pointer[Catalog]
-	records atomic.Pointer[Records]
+	catalog Catalog    // nil: only new playbooks
+	records *Records   // nil: no saving
 	saveMu  sync.Mutex // one save at a time: versions are numbered in order
 
 	mu    sync.Mutex
@@ -132,8 +140,9 @@ type live struct {
 	lastActivity atomic.Int64 // unix nanoseconds
 	openConns    atomic.Int32 // open IDE connections (WebSockets)
 	lastRenewed  atomic.Int64 // unix nanoseconds of the last successful renewal
-	seeded       atomic.Bool  // the folder holds the saved version (or kept work)
+	prepared     atomic.Bool  // the folder exists and holds the saved version (or kept work)
 	notice       atomic.Pointer[string]
+	unhold       func() // lets the workspace be culled again
 }
 
 type ended struct {
@@ -163,8 +172,8 @@ const (
 )
 
 // New validates its dependencies; Close stops the renewal loop.
-func New(cfg Config, locks editlock.Locker, ws *workspace.Manager, store kv.Store, al audit.Log, log *slog.Logger) (*Service, error) {
-	if locks == nil || ws == nil || store == nil || al == nil || log == nil || cfg.IDEURL == nil {
+func New(cfg Config, d Deps) (*Service, error) {
+	if d.Locks == nil || d.Workspaces == nil || d.Store == nil || d.Audit == nil || d.Log == nil || cfg.IDEURL == nil {
 		return nil, errors.New("editsession: locks, workspaces, store, audit log, logger and IDE URL are required")
 	}
 	if cfg.TTL < time.Second {
@@ -179,17 +188,22 @@ func New(cfg Config, locks editlock.Locker, ws *workspace.Manager, store kv.Stor
 	if cfg.RenewEvery <= 0 {
 		cfg.RenewEvery = cfg.TTL / 3
 	}
+	if d.Records != nil {
+		if err := d.Records.validate(); err != nil {
+			return nil, err
+		}
+		if d.Catalog == nil {
+			d.Catalog = recordsCatalog{d.Records}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{cfg: cfg, locks: locks, ws: ws, store: store, audit: al, log: log,
+	s := &Service{cfg: cfg, locks: d.Locks, ws: d.Workspaces, store: d.Store, audit: d.Audit, log: d.Log,
+		catalog: d.Catalog, records: d.Records,
 		live: map[string]*live{}, ended: map[string]ended{}, ctx: ctx, cancel: cancel}
-	ws.SetBusy(s.workspaceBusy)
 	s.wg.Add(1)
 	go s.renewLoop()
 	return s, nil
 }
-
-// SetCatalog connects the playbook records.
-func (s *Service) SetCatalog(c Catalog) { s.catalog.Store(&c) }
 
 // OnEnd registers f to be told when a session this gateway serves ends
 // (the IDE proxy cuts its connections).
@@ -217,18 +231,20 @@ type Started struct {
 const MaxNameLen = 100
 
 // ValidateName checks a playbook name: 1–100 characters, no control
-// characters, not only spaces.
+// characters, not only spaces. A bad name is an Invalid fault
+// (invalid_name) whose message says what is wrong.
 func ValidateName(name string) error {
+	bad := func(msg string) error { return fault.New(fault.Invalid, "invalid_name", msg) }
 	if !utf8.ValidString(name) {
-		return errors.New("the name is not valid UTF-8")
+		return bad("The name is not valid UTF-8.")
 	}
 	n := utf8.RuneCountInString(name)
 	if strings.TrimSpace(name) == "" || n > MaxNameLen {
-		return fmt.Errorf("a playbook name has 1 to %d characters; this one has %d", MaxNameLen, n)
+		return bad(fmt.Sprintf("A playbook name has 1 to %d characters; this one has %d.", MaxNameLen, n))
 	}
 	for _, r := range name {
 		if unicode.IsControl(r) {
-			return errors.New("a playbook name cannot hold control characters (tabs, line breaks)")
+			return bad("A playbook name cannot hold control characters (tabs, line breaks).")
 		}
 	}
 	return nil
@@ -250,55 +266,84 @@ func FolderFor(name string) string {
 	return s
 }
 
-// Start opens an edit session for who.
+// Start opens an edit session for who: it finds the playbook (or checks
+// the new name), takes the locks, makes sure the workspace runs, and mints
+// the ticket that opens the IDE.
 func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*Started, error) {
+	rec, err := s.target(ctx, who, req)
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.NewString()
+	res, takenOver, err := s.lock(ctx, who, id, rec, req.Takeover)
+	if err != nil {
+		return nil, err
+	}
+	l, st, err := s.open(ctx, who, id, rec, res.Holder)
+	if err != nil {
+		return nil, err
+	}
+	ticket, err := s.mintTicket(ctx, TicketInfo{SessionID: id, UserID: who.ID, Tenant: who.Tenant})
+	if err != nil {
+		s.closeLive(id, "could not issue the IDE ticket")
+		return nil, unavailable(err)
+	}
+	s.record(ctx, who, "session.start", id, map[string]string{"playbook": rec.Name, "workspace": string(st.State)})
+	return &Started{Session: s.sessionOf(l, st.State), IDEURL: s.cfg.IDEURL(id) + "/_gw/enter?ticket=" + ticket, TakenOver: takenOver}, nil
+}
+
+// target is the playbook a start asks for: an existing one by id, or a new
+// one by name.
+func (s *Service) target(ctx context.Context, who Identity, req StartRequest) (record, error) {
 	// A name was given when the field is not empty, even if it is only
 	// spaces: that is an invalid name, not a missing one. It is validated
 	// as sent (control characters at its ends are refused, not trimmed
 	// away) and kept without its surrounding spaces.
 	rawName := req.Name
-	req.Name = strings.TrimSpace(req.Name)
+	name := strings.TrimSpace(req.Name)
+	noPlaybook := fault.New(fault.NotFound, "not_found", "There is no such playbook.")
 	var rec record
-	var lockKey string
-	cat := s.catalogOrNil()
 	switch {
 	case req.PlaybookID != "" && rawName != "":
-		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give either playbookId (to edit a playbook) or name (to create one), not both."}
+		return rec, fault.New(fault.Invalid, "bad_request", "Give either playbookId (to edit a playbook) or name (to create one), not both.")
 	case req.PlaybookID != "":
-		if _, err := uuid.Parse(req.PlaybookID); err != nil || cat == nil {
-			return nil, &Refusal{Status: 404, Code: "not_found", Message: "There is no such playbook."}
+		if _, err := uuid.Parse(req.PlaybookID); err != nil || s.catalog == nil {
+			return rec, noPlaybook
 		}
-		name, err := cat.PlaybookName(ctx, who.Tenant, req.PlaybookID)
+		found, err := s.catalog.PlaybookName(ctx, who.Tenant, req.PlaybookID)
 		if errors.Is(err, ErrPlaybookNotFound) {
-			return nil, &Refusal{Status: 404, Code: "not_found", Message: "There is no such playbook."}
+			return rec, noPlaybook
 		}
 		if err != nil {
-			return nil, err
+			return rec, err
 		}
 		id := req.PlaybookID
-		rec = record{PlaybookID: &id, Name: name, Folder: FolderFor(name)}
-		lockKey = LockKey(name)
+		rec = record{PlaybookID: &id, Name: found}
 	case rawName != "":
 		if err := ValidateName(rawName); err != nil {
-			return nil, &Refusal{Status: 400, Code: "invalid_name", Message: strings.ToUpper(err.Error()[:1]) + err.Error()[1:] + "."}
+			return rec, err
 		}
-		if cat != nil {
-			if err := cat.CheckNewName(ctx, who.Tenant, req.Name); err != nil {
-				return nil, err
+		if s.catalog != nil {
+			if err := s.catalog.CheckNewName(ctx, who.Tenant, name); err != nil {
+				return rec, err
 			}
 		}
-		rec = record{Name: req.Name, Folder: FolderFor(req.Name)}
-		lockKey = LockKey(req.Name)
+		rec = record{Name: name}
 	default:
-		return nil, &Refusal{Status: 400, Code: "bad_request", Message: "Give playbookId (to edit a playbook) or name (to create one)."}
+		return rec, fault.New(fault.Invalid, "bad_request", "Give playbookId (to edit a playbook) or name (to create one).")
 	}
+	rec.Folder = FolderFor(rec.Name)
 	rec.WorkspaceKey = workspace.KeyFor(who.Tenant, who.ID)
+	return rec, nil
+}
 
-	id := uuid.NewString()
+// lock takes the user's and the playbook's locks for session id, ending
+// the user's own other session when takeover is asked.
+func (s *Service) lock(ctx context.Context, who Identity, id string, rec record, takeover bool) (editlock.Result, *Session, error) {
 	res, err := s.locks.Acquire(ctx, editlock.Request{
-		Holder:   editlock.Holder{SessionID: id, Tenant: who.Tenant, UserID: who.ID, UserName: who.Name, Playbook: lockKey},
+		Holder:   editlock.Holder{SessionID: id, Tenant: who.Tenant, UserID: who.ID, UserName: who.Name, Playbook: LockKey(rec.Name)},
 		TTL:      s.cfg.TTL,
-		Takeover: req.Takeover,
+		Takeover: takeover,
 	})
 	var busy *editlock.UserBusyError
 	var locked *editlock.PlaybookLockedError
@@ -311,68 +356,65 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 	switch {
 	case errors.As(err, &busy):
 		other := s.describe(ctx, busy.Holder)
-		return nil, &Refusal{Status: 409, Code: "user_has_session", Other: other,
-			Message: fmt.Sprintf("You are already editing %q. Close it or take over from here.", other.Name)}
+		return res, nil, fault.New(fault.Conflict, "user_has_session",
+			fmt.Sprintf("You are already editing %q. Close it or take over from here.", other.Name)).With("session", other)
 	case errors.As(err, &locked):
-		return nil, &Refusal{Status: 409, Code: "playbook_locked",
-			Message: fmt.Sprintf("%q is being edited by %s.", rec.Name, locked.Holder.UserName)}
+		return res, nil, fault.New(fault.Conflict, "playbook_locked",
+			fmt.Sprintf("%q is being edited by %s.", rec.Name, locked.Holder.UserName))
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return res, nil, unavailable(err)
 	}
-
-	var takenOver *Session
-	if res.TakenOver != nil {
-		takenOver = s.describe(ctx, *res.TakenOver)
-		s.end(res.TakenOver.SessionID, "taken over by your session on another tab or device")
-		_ = s.store.Delete(ctx, recordPrefix+res.TakenOver.SessionID)
-		s.record(ctx, who, "session.takeover", res.TakenOver.SessionID, map[string]string{"by": id, "playbook": takenOver.Name})
+	if res.TakenOver == nil {
+		return res, nil, nil
 	}
+	takenOver := s.describe(ctx, *res.TakenOver)
+	s.end(res.TakenOver.SessionID, "taken over by your session on another tab or device")
+	_ = s.store.Delete(ctx, recordPrefix+res.TakenOver.SessionID)
+	s.record(ctx, who, "session.takeover", res.TakenOver.SessionID, map[string]string{"by": id, "playbook": takenOver.Name})
+	return res, takenOver, nil
+}
 
+// open makes sure the user's workspace runs, records the session and
+// starts preparing its folder. On failure the locks are released.
+func (s *Service) open(ctx context.Context, who Identity, id string, rec record, h editlock.Holder) (*live, workspace.Status, error) {
 	st, err := s.ws.Ensure(ctx, who.Tenant, who.ID)
 	if err != nil {
-		_ = s.locks.Release(context.Background(), res.Holder)
-		return nil, err
+		_ = s.locks.Release(context.Background(), h)
+		return nil, st, err
 	}
 	raw, _ := json.Marshal(rec)
 	if err := s.store.Set(ctx, recordPrefix+id, raw, s.cfg.TTL); err != nil {
-		_ = s.locks.Release(context.Background(), res.Holder)
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		_ = s.locks.Release(context.Background(), h)
+		return nil, st, unavailable(err)
 	}
-	l := &live{holder: res.Holder, rec: rec}
+	l := &live{holder: h, rec: rec, unhold: s.ws.Hold(rec.WorkspaceKey)}
 	l.lastActivity.Store(s.cfg.Now().UnixNano())
 	l.lastRenewed.Store(s.cfg.Now().UnixNano())
-	if rec.PlaybookID != nil && s.recordsOrNil() != nil {
-		s.wg.Add(1)
-		go s.seed(l, who)
-	} else {
-		l.seeded.Store(true)
-	}
 	s.mu.Lock()
 	s.live[id] = l
 	s.setGaugeLocked()
 	s.mu.Unlock()
-
-	ticket, err := s.mintTicket(ctx, TicketInfo{SessionID: id, UserID: who.ID, Tenant: who.Tenant})
-	if err != nil {
-		s.closeLive(id, "could not issue the IDE ticket")
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if st.State == workspace.PhaseReady {
+		// A warm workspace: the folder is ready by the time we answer, so
+		// the portal can open the IDE at once.
+		s.prepare(ctx, l, who)
+		return l, st, nil
 	}
-	s.record(ctx, who, "session.start", id, map[string]string{"playbook": rec.Name, "workspace": string(st.State)})
-	sess := s.sessionOf(l, st.State)
-	return &Started{Session: sess, IDEURL: s.cfg.IDEURL(id) + "/_gw/enter?ticket=" + ticket, TakenOver: takenOver}, nil
-}
-
-func (s *Service) catalogOrNil() Catalog {
-	if p := s.catalog.Load(); p != nil {
-		return *p
-	}
-	return nil
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
+		defer cancel()
+		s.prepare(ctx, l, who)
+	}()
+	return l, st, nil
 }
 
 func (s *Service) sessionOf(l *live, state workspace.Phase) Session {
 	h := l.holder
-	if state == workspace.PhaseReady && !l.seeded.Load() {
-		// Ready for the user once the saved version is in the folder.
+	if state == workspace.PhaseReady && !l.prepared.Load() {
+		// Ready for the user once the folder is there, with the saved
+		// version in it.
 		state = workspace.PhaseStarting
 	}
 	notice := ""
@@ -405,7 +447,7 @@ func (s *Service) describe(ctx context.Context, h editlock.Holder) *Session {
 	}
 	tmp := &live{holder: h, rec: rec}
 	tmp.lastActivity.Store(h.AcquiredAt.UnixNano())
-	tmp.seeded.Store(true) // another gateway serves it and seeds it
+	tmp.prepared.Store(true) // another gateway serves it and prepares it
 	sess := s.sessionOf(tmp, s.phase(h.Tenant, h.UserID))
 	return &sess
 }
@@ -436,7 +478,7 @@ func (s *Service) RedeemTicket(ctx context.Context, ticket string) (TicketInfo, 
 		return TicketInfo{}, ErrBadTicket
 	}
 	if err != nil {
-		return TicketInfo{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return TicketInfo{}, unavailable(err)
 	}
 	var info TicketInfo
 	if err := json.Unmarshal(raw, &info); err != nil {
@@ -457,7 +499,7 @@ func (s *Service) Current(ctx context.Context, who Identity) (*Session, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	return s.describe(ctx, h), nil
 }
@@ -549,7 +591,7 @@ func (s *Service) End(ctx context.Context, who Identity, id string) error {
 		return ErrNotFound
 	}
 	if err := s.locks.Release(ctx, h); err != nil && !errors.Is(err, editlock.ErrLost) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return unavailable(err)
 	}
 	_ = s.store.Delete(ctx, recordPrefix+id)
 	s.end(id, "closed")
@@ -564,7 +606,7 @@ func (s *Service) Terminate(ctx context.Context, admin Identity, id string) erro
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return unavailable(err)
 	}
 	_ = s.store.Delete(ctx, recordPrefix+id)
 	s.end(id, "ended by an administrator ("+admin.Name+")")
@@ -581,7 +623,7 @@ func (s *Service) holderOf(ctx context.Context, tenant, id string) (editlock.Hol
 	}
 	hs, err := s.locks.List(ctx, tenant)
 	if err != nil {
-		return editlock.Holder{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return editlock.Holder{}, unavailable(err)
 	}
 	for _, h := range hs {
 		if h.SessionID == id {
@@ -595,7 +637,7 @@ func (s *Service) holderOf(ctx context.Context, tenant, id string) (editlock.Hol
 func (s *Service) List(ctx context.Context, tenant string) ([]Session, error) {
 	hs, err := s.locks.List(ctx, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	out := make([]Session, 0, len(hs))
 	for _, h := range hs {
@@ -610,7 +652,7 @@ func (s *Service) CheckFence(ctx context.Context, sess *Session) error {
 	err := s.locks.CheckFence(ctx, editlock.Holder{SessionID: sess.ID, Tenant: sess.Tenant, UserID: sess.UserID,
 		Playbook: s.lockKey(sess), Fence: sess.FencingToken})
 	if err != nil && !errors.Is(err, editlock.ErrStaleFence) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return unavailable(err)
 	}
 	return err
 }
@@ -636,8 +678,11 @@ func LockKey(name string) string { return lockPrefix + strings.ToLower(name) }
 // proxy cuts the IDE's connections).
 func (s *Service) end(id, reason string) {
 	s.mu.Lock()
-	_, wasLive := s.live[id]
+	l, wasLive := s.live[id]
 	delete(s.live, id)
+	if wasLive && l.unhold != nil {
+		l.unhold()
+	}
 	now := s.cfg.Now()
 	s.ended[id] = ended{reason: reason, at: now}
 	for k, e := range s.ended {
@@ -675,17 +720,6 @@ func (s *Service) setGaugeLocked() {
 	if s.cfg.LiveGauge != nil {
 		s.cfg.LiveGauge.Set(float64(len(s.live)))
 	}
-}
-
-func (s *Service) workspaceBusy(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.live {
-		if l.rec.WorkspaceKey == key {
-			return true
-		}
-	}
-	return false
 }
 
 // renewLoop keeps the locks of active sessions and ends the others: no
@@ -735,7 +769,7 @@ func (s *Service) RenewAll(ctx context.Context) {
 			s.end(id, "the edit lock was taken over or ended elsewhere")
 			s.audit.Record(ctx, audit.Event{Tenant: l.holder.Tenant, Actor: "system", Action: "session.end", Target: id, Detail: map[string]string{"reason": "lock lost"}})
 		default:
-			s.log.Error("edit lock renewal failed", "session", id, "error", err)
+			s.log.Error("edit lock renewal failed", "session", id, "err", err)
 			// A blip is survived while the lease still holds past the next
 			// round; after that the session can no longer be proven to be
 			// the only editor, and it ends.
@@ -750,7 +784,7 @@ func (s *Service) RenewAll(ctx context.Context) {
 
 func (s *Service) record(ctx context.Context, who Identity, action, target string, detail map[string]string) {
 	if err := s.audit.Record(ctx, audit.Event{Tenant: who.Tenant, Actor: who.Name + " (" + who.ID + ")", Action: action, Target: target, Detail: detail}); err != nil {
-		s.log.Error("audit", "action", action, "error", err)
+		s.log.Error("audit", "action", action, "err", err)
 	}
 }
 

@@ -17,14 +17,16 @@ import (
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/workspace"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
 var ctx = context.Background()
 
 func TestNewValidates(t *testing.T) {
-	rt := newRuntime()
+	rt := workspacetest.New()
 	mgr, err := workspace.NewManager(workspace.Config{IdleTimeout: time.Minute, MaxConcurrentSpawns: 1}, rt, kv.NewMemory(nil), discard())
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestNewValidates(t *testing.T) {
 		"TTL of a second": {cfg: editsession.Config{TTL: time.Second, IDEURL: hosts.URL}, locks: locks, ws: mgr, store: store, al: al, ok: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s, err := editsession.New(tc.cfg, tc.locks, tc.ws, tc.store, tc.al, discard())
+			s, err := editsession.New(tc.cfg, editsession.Deps{Locks: tc.locks, Workspaces: tc.ws, Store: tc.store, Audit: tc.al, Log: discard()})
 			if tc.ok != (err == nil) {
 				t.Fatalf("New: %v, want ok=%v", err, tc.ok)
 			}
@@ -63,7 +65,7 @@ func TestNewValidates(t *testing.T) {
 			}
 		})
 	}
-	if _, err := editsession.New(good, locks, mgr, store, al, nil); err == nil {
+	if _, err := editsession.New(good, editsession.Deps{Locks: locks, Workspaces: mgr, Store: store, Audit: al}); err == nil {
 		t.Fatal("New without a logger succeeded")
 	}
 }
@@ -164,8 +166,12 @@ func TestStartNewPlaybook(t *testing.T) {
 			t.Errorf("startedAt = %v", st.StartedAt)
 		}
 		f.waitReady(t, alice)
-		if starts, _ := f.rt.counts(key); starts != 1 {
+		if starts, _ := f.rt.Counts(key); starts != 1 {
 			t.Errorf("workspace started %d times, want 1", starts)
+		}
+		// The session made the playbook's folder, which the IDE opens.
+		if !f.rt.HasFolder(key, st.Folder) {
+			t.Errorf("the folder %q was not created in the workspace", st.Folder)
 		}
 		ev := f.event(t, "session.start", st.ID)
 		if ev.Detail["playbook"] != "Quarterly Report" || !strings.Contains(ev.Actor, alice.ID) {
@@ -210,7 +216,7 @@ func TestStartNewPlaybook(t *testing.T) {
 		if st2.FencingToken <= st.FencingToken {
 			t.Errorf("fencing token went from %d to %d, want it to grow", st.FencingToken, st2.FencingToken)
 		}
-		if starts, _ := f.rt.counts(key); starts != 1 {
+		if starts, _ := f.rt.Counts(key); starts != 1 {
 			t.Errorf("workspace started %d times, want 1 (reused)", starts)
 		}
 	})
@@ -220,28 +226,28 @@ func TestStartValidation(t *testing.T) {
 	f := newFixture(t, opts{})
 	someID := uuid.NewString()
 	for i, tc := range []struct {
-		name   string
-		req    editsession.StartRequest
-		status int    // 0: accepted
-		code   string //
-		want   string // the accepted session's name
+		name string
+		req  editsession.StartRequest
+		kind fault.Kind // 0: accepted
+		code string     //
+		want string     // the accepted session's name
 	}{
-		{name: "both playbookId and name", req: editsession.StartRequest{PlaybookID: someID, Name: "x"}, status: 400, code: "bad_request"},
-		{name: "both, name only spaces", req: editsession.StartRequest{PlaybookID: someID, Name: "   "}, status: 400, code: "bad_request"},
-		{name: "neither", req: editsession.StartRequest{}, status: 400, code: "bad_request"},
-		{name: "takeover alone", req: editsession.StartRequest{Takeover: true}, status: 400, code: "bad_request"},
-		{name: "101 characters", req: editsession.StartRequest{Name: strings.Repeat("a", 101)}, status: 400, code: "invalid_name"},
-		{name: "101 multi-byte characters", req: editsession.StartRequest{Name: strings.Repeat("é", 101)}, status: 400, code: "invalid_name"},
-		{name: "tab", req: editsession.StartRequest{Name: "a\tb"}, status: 400, code: "invalid_name"},
-		{name: "newline", req: editsession.StartRequest{Name: "a\nb"}, status: 400, code: "invalid_name"},
-		{name: "trailing newline", req: editsession.StartRequest{Name: "abc\n"}, status: 400, code: "invalid_name"},
-		{name: "leading tab", req: editsession.StartRequest{Name: "\tabc"}, status: 400, code: "invalid_name"},
-		{name: "NUL", req: editsession.StartRequest{Name: "a\x00b"}, status: 400, code: "invalid_name"},
-		{name: "only spaces", req: editsession.StartRequest{Name: "    "}, status: 400, code: "invalid_name"},
-		{name: "one space", req: editsession.StartRequest{Name: " "}, status: 400, code: "invalid_name"},
-		{name: "invalid UTF-8", req: editsession.StartRequest{Name: "ab\xffcd"}, status: 400, code: "invalid_name"},
-		{name: "playbookId not a UUID", req: editsession.StartRequest{PlaybookID: "not-a-uuid"}, status: 404, code: "not_found"},
-		{name: "playbookId without a catalog", req: editsession.StartRequest{PlaybookID: someID}, status: 404, code: "not_found"},
+		{name: "both playbookId and name", req: editsession.StartRequest{PlaybookID: someID, Name: "x"}, kind: fault.Invalid, code: "bad_request"},
+		{name: "both, name only spaces", req: editsession.StartRequest{PlaybookID: someID, Name: "   "}, kind: fault.Invalid, code: "bad_request"},
+		{name: "neither", req: editsession.StartRequest{}, kind: fault.Invalid, code: "bad_request"},
+		{name: "takeover alone", req: editsession.StartRequest{Takeover: true}, kind: fault.Invalid, code: "bad_request"},
+		{name: "101 characters", req: editsession.StartRequest{Name: strings.Repeat("a", 101)}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "101 multi-byte characters", req: editsession.StartRequest{Name: strings.Repeat("é", 101)}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "tab", req: editsession.StartRequest{Name: "a\tb"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "newline", req: editsession.StartRequest{Name: "a\nb"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "trailing newline", req: editsession.StartRequest{Name: "abc\n"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "leading tab", req: editsession.StartRequest{Name: "\tabc"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "NUL", req: editsession.StartRequest{Name: "a\x00b"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "only spaces", req: editsession.StartRequest{Name: "    "}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "one space", req: editsession.StartRequest{Name: " "}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "invalid UTF-8", req: editsession.StartRequest{Name: "ab\xffcd"}, kind: fault.Invalid, code: "invalid_name"},
+		{name: "playbookId not a UUID", req: editsession.StartRequest{PlaybookID: "not-a-uuid"}, kind: fault.NotFound, code: "not_found"},
+		{name: "playbookId without a catalog", req: editsession.StartRequest{PlaybookID: someID}, kind: fault.NotFound, code: "not_found"},
 		{name: "exactly 100 characters", req: editsession.StartRequest{Name: strings.Repeat("a", 100)}, want: strings.Repeat("a", 100)},
 		{name: "exactly 100 multi-byte characters", req: editsession.StartRequest{Name: strings.Repeat("é", 50) + strings.Repeat("日", 50)}, want: strings.Repeat("é", 50) + strings.Repeat("日", 50)},
 		{name: "one character", req: editsession.StartRequest{Name: "x"}, want: "x"},
@@ -250,8 +256,8 @@ func TestStartValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			who := editsession.Identity{ID: fmt.Sprintf("u-%d", i), Name: fmt.Sprintf("User %d", i), Tenant: tenant}
 			st, err := f.svc.Start(ctx, who, tc.req)
-			if tc.status != 0 {
-				r := refusal(t, err, tc.status, tc.code)
+			if tc.kind != 0 {
+				r := refusal(t, err, tc.kind, tc.code)
 				if c, _ := utf8.DecodeRuneInString(r.Message); strings.ToUpper(string(c)) != string(c) {
 					t.Errorf("message %q does not start with a capital", r.Message)
 				}
@@ -289,29 +295,29 @@ func TestStartValidation(t *testing.T) {
 func TestStartWithCatalog(t *testing.T) {
 	pbID, unknownID := uuid.NewString(), uuid.NewString()
 	boom := errors.New("catalog is down")
-	taken := &editsession.Refusal{Status: 409, Code: "playbook_name_taken", Message: "A playbook is called that already."}
-	limit := &editsession.Refusal{Status: 409, Code: "playbook_limit", Message: "The tenant has 100 playbooks."}
+	taken := fault.New(fault.Conflict, "playbook_name_taken", "A playbook is called that already.")
+	limit := fault.New(fault.Conflict, "playbook_limit", "The tenant has 100 playbooks.")
 	for _, tc := range []struct {
 		name       string
 		req        editsession.StartRequest
 		nameErr    error
 		newNameErr error
 		wantErr    error // errors.Is
-		wantRef    *editsession.Refusal
-		status     int
+		wantRef    *fault.Error
+		kind       fault.Kind
 		code       string
 		wantName   string
 		wantPB     bool
 		wantCall   string
 	}{
 		{name: "existing playbook", req: editsession.StartRequest{PlaybookID: pbID}, wantName: "Quarterly Report", wantPB: true, wantCall: "name acme/" + pbID},
-		{name: "unknown playbook", req: editsession.StartRequest{PlaybookID: unknownID}, status: 404, code: "not_found", wantCall: "name acme/" + unknownID},
+		{name: "unknown playbook", req: editsession.StartRequest{PlaybookID: unknownID}, kind: fault.NotFound, code: "not_found", wantCall: "name acme/" + unknownID},
 		{name: "catalog failure on a name", req: editsession.StartRequest{PlaybookID: pbID}, nameErr: boom, wantErr: boom},
 		{name: "new name free", req: editsession.StartRequest{Name: " Fresh "}, wantName: "Fresh", wantCall: "new acme/Fresh"},
 		{name: "new name taken", req: editsession.StartRequest{Name: "Dup"}, newNameErr: taken, wantRef: taken},
 		{name: "playbook limit", req: editsession.StartRequest{Name: "One more"}, newNameErr: limit, wantRef: limit},
 		{name: "catalog failure on a new name", req: editsession.StartRequest{Name: "X"}, newNameErr: boom, wantErr: boom},
-		{name: "invalid name never reaches the catalog", req: editsession.StartRequest{Name: "a\tb"}, status: 400, code: "invalid_name"},
+		{name: "invalid name never reaches the catalog", req: editsession.StartRequest{Name: "a\tb"}, kind: fault.Invalid, code: "invalid_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cat := &catalog{names: map[string]string{tenant + "/" + pbID: "Quarterly Report", "other/" + unknownID: "Not yours"},
@@ -324,12 +330,12 @@ func TestStartWithCatalog(t *testing.T) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
 				}
 			case tc.wantRef != nil:
-				var r *editsession.Refusal
+				var r *fault.Error
 				if !errors.As(err, &r) || r != tc.wantRef {
 					t.Fatalf("err = %v, want the catalog's refusal passed through", err)
 				}
-			case tc.status != 0:
-				refusal(t, err, tc.status, tc.code)
+			case tc.kind != 0:
+				refusal(t, err, tc.kind, tc.code)
 			default:
 				if err != nil {
 					t.Fatal(err)
@@ -365,9 +371,9 @@ func TestSecondStartSameUser(t *testing.T) {
 				f := newFixture(t, o)
 				first := f.startNamed(t, alice, "Alpha")
 				_, err := f.svc.Start(ctx, alice, editsession.StartRequest{Name: second})
-				r := refusal(t, err, 409, "user_has_session")
-				if r.Other == nil || r.Other.ID != first.ID || r.Other.Name != "Alpha" || r.Other.FencingToken != first.FencingToken {
-					t.Fatalf("Other = %+v, want the first session", r.Other)
+				r := refusal(t, err, fault.Conflict, "user_has_session")
+				if otherOf(r) == nil || otherOf(r).ID != first.ID || otherOf(r).Name != "Alpha" || otherOf(r).FencingToken != first.FencingToken {
+					t.Fatalf("Other = %+v, want the first session", otherOf(r))
 				}
 				contains(t, "message", r.Message, "Alpha")
 				f.mustLive(t, first.ID)
@@ -464,7 +470,7 @@ func TestPlaybookLockedByAnotherUser(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := f.svc.Start(ctx, bob, tc.req)
-				r := refusal(t, err, 409, "playbook_locked")
+				r := refusal(t, err, fault.Conflict, "playbook_locked")
 				contains(t, "message", r.Message, tc.holder)
 				if _, err := f.svc.Current(ctx, bob); !errors.Is(err, editsession.ErrNotFound) {
 					t.Errorf("bob has a session after a refusal: %v", err)
@@ -763,7 +769,7 @@ func TestRenewKeepsActiveSessionsAlive(t *testing.T) {
 				t.Fatalf("CheckFence after 4 TTLs: %v", err)
 			}
 			_, err := f.svc.Start(ctx, bob, editsession.StartRequest{Name: "Alpha"})
-			refusal(t, err, 409, "playbook_locked")
+			refusal(t, err, fault.Conflict, "playbook_locked")
 			if f.ends.count() != 0 || f.gauge.Value() != 1 {
 				t.Fatalf("ends = %+v, gauge = %v", f.ends.ends, f.gauge.Value())
 			}
@@ -961,7 +967,7 @@ func TestWorkspaceNotCulledWhileSessionLive(t *testing.T) {
 	if ws, _ := f.mgr.Status(tenant, alice.ID); ws.State != workspace.PhaseReady {
 		t.Fatalf("workspace with a live session: %s, want ready", ws.State)
 	}
-	if _, stops := f.rt.counts(key); stops != 0 {
+	if _, stops := f.rt.Counts(key); stops != 0 {
 		t.Fatalf("workspace stopped %d times while its session lived", stops)
 	}
 	// Bob's workspace, without a session, is culled by the same pass.
@@ -986,21 +992,20 @@ func TestWorkspaceNotCulledWhileSessionLive(t *testing.T) {
 		t.Errorf("state = %q, want creating", st2.State)
 	}
 	f.waitReady(t, alice)
-	if starts, _ := f.rt.counts(key); starts != 2 {
+	if starts, _ := f.rt.Counts(key); starts != 2 {
 		t.Errorf("workspace started %d times, want 2", starts)
 	}
 }
 
 func TestStartReleasesLocksWhenTheWorkspaceCannotStart(t *testing.T) {
-	rt := newRuntime()
-	rt.gate = make(chan struct{})
+	rt := workspacetest.New()
+	rt.Gate = make(chan struct{})
 	f := newFixture(t, opts{rt: rt, spawns: 1})
 	a := f.startNamed(t, alice, "Alpha") // holds the only spawn slot
 	_, err := f.svc.Start(ctx, bob, editsession.StartRequest{Name: "Beta"})
-	var tm *workspace.TooManySpawns
-	if !errors.As(err, &tm) {
-		close(rt.gate)
-		t.Fatalf("Start with no spawn slot = %v, want *TooManySpawns", err)
+	if fault.CodeOf(err) != "too_many_spawns" || fault.KindOf(err) != fault.Busy {
+		close(rt.Gate)
+		t.Fatalf("Start with no spawn slot = %v, want a Busy too_many_spawns", err)
 	}
 	if _, err := f.svc.Current(ctx, bob); !errors.Is(err, editsession.ErrNotFound) {
 		t.Errorf("bob holds a lock after the failed start: %v", err)
@@ -1011,7 +1016,7 @@ func TestStartReleasesLocksWhenTheWorkspaceCannotStart(t *testing.T) {
 	if f.gauge.Value() != 1 {
 		t.Errorf("gauge = %v, want 1", f.gauge.Value())
 	}
-	close(rt.gate)
+	close(rt.Gate)
 	f.waitReady(t, alice)
 	// The slot frees right after alice's start; bob then gets "Beta".
 	deadline := time.Now().Add(3 * time.Second)
@@ -1020,7 +1025,7 @@ func TestStartReleasesLocksWhenTheWorkspaceCannotStart(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !errors.As(err, &tm) || time.Now().After(deadline) {
+		if fault.KindOf(err) != fault.Busy || time.Now().After(deadline) {
 			t.Fatalf("Start after the slot freed: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -1061,7 +1066,7 @@ func TestConcurrentStarts(t *testing.T) {
 				st, err := f.svc.Start(ctx, who, editsession.StartRequest{Name: "Shared"})
 				mu.Lock()
 				defer mu.Unlock()
-				var r *editsession.Refusal
+				var r *fault.Error
 				switch {
 				case err == nil:
 					won = append(won, st)

@@ -2,10 +2,7 @@ package editsession_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,9 +16,11 @@ import (
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -63,75 +62,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// fakeRuntime is a workspace runtime whose workspaces are healthy as soon
-// as they are started. A non-nil gate holds every Start until it is closed.
-type fakeRuntime struct {
-	mu      sync.Mutex
-	running map[string]bool
-	starts  map[string]int
-	stops   map[string]int
-	gate    chan struct{}
-}
-
-func newRuntime() *fakeRuntime {
-	return &fakeRuntime{running: map[string]bool{}, starts: map[string]int{}, stops: map[string]int{}}
-}
-
-func (f *fakeRuntime) Name() string { return "fake" }
-
-func (f *fakeRuntime) Start(ctx context.Context, s workspace.Spec) error {
-	if f.gate != nil {
-		select {
-		case <-f.gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.starts[s.Key]++
-	f.running[s.Key] = true
-	return nil
-}
-
-func (f *fakeRuntime) Stop(_ context.Context, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stops[key]++
-	delete(f.running, key)
-	return nil
-}
-
-func (f *fakeRuntime) Remove(ctx context.Context, key string) error { return f.Stop(ctx, key) }
-func (f *fakeRuntime) List(context.Context) ([]workspace.Observed, error) {
-	return nil, nil
-}
-
-func (f *fakeRuntime) Health(_ context.Context, key string) (workspace.Health, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.running[key] {
-		return workspace.Health{}, errors.New("not running")
-	}
-	return workspace.Health{Status: "alive"}, nil
-}
-
-func (f *fakeRuntime) Dialer(context.Context, string) (workspace.DialFunc, error) {
-	return func(context.Context) (net.Conn, error) { return nil, errors.New("fake runtime") }, nil
-}
-
-func (f *fakeRuntime) CopyOut(context.Context, string, string) (io.ReadCloser, error) {
-	return nil, workspace.ErrNotFound
-}
-func (f *fakeRuntime) CopyIn(context.Context, string, string, io.Reader) error { return nil }
-func (f *fakeRuntime) Close() error                                            { return nil }
-
-func (f *fakeRuntime) counts(key string) (starts, stops int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.starts[key], f.stops[key]
 }
 
 // gauge is a fake Config.LiveGauge.
@@ -217,14 +147,14 @@ type opts struct {
 	ticketTTL  time.Duration
 	renewEvery time.Duration // default an hour: tests call RenewAll
 	spawns     int
-	rt         *fakeRuntime
+	rt         *workspacetest.Runtime
 	catalog    *catalog
 }
 
 type fixture struct {
 	svc   *editsession.Service
 	mgr   *workspace.Manager
-	rt    *fakeRuntime
+	rt    *workspacetest.Runtime
 	clock *clock
 	audit *audit.Memory
 	ends  *endLog
@@ -267,7 +197,7 @@ func newFixture(t *testing.T, o opts) *fixture {
 	t.Helper()
 	f := &fixture{rt: o.rt, ends: &endLog{}, gauge: &gauge{}, ttl: o.ttl}
 	if f.rt == nil {
-		f.rt = newRuntime()
+		f.rt = workspacetest.New()
 	}
 	if f.ttl == 0 {
 		f.ttl = 2 * time.Minute
@@ -324,15 +254,12 @@ func newFixture(t *testing.T, o opts) *fixture {
 		Now:        f.clock.Now,
 		LiveGauge:  f.gauge,
 		RenewEvery: o.renewEvery,
-	}, f.locks, f.mgr, store, f.audit, discard())
+	}, editsession.Deps{Locks: f.locks, Workspaces: f.mgr, Store: store, Audit: f.audit, Log: discard(), Catalog: catalogOf(o)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.svc.Close() })
 	f.svc.OnEnd(f.ends.add)
-	if o.catalog != nil {
-		f.svc.SetCatalog(o.catalog)
-	}
 	return f
 }
 
@@ -365,6 +292,18 @@ func (f *fixture) waitReady(t *testing.T, who editsession.Identity) {
 	st, err := f.mgr.Wait(ctx, who.Tenant, who.ID)
 	if err != nil || st.State != workspace.PhaseReady {
 		t.Fatalf("workspace of %s: %+v, %v; want ready", who.Name, st, err)
+	}
+	// Then the session prepares its folder (in the background).
+	for {
+		cur, err := f.svc.Current(ctx, who)
+		if err != nil || cur.State == string(workspace.PhaseReady) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the session of %s did not become ready: %+v", who.Name, cur)
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
@@ -415,20 +354,34 @@ func (f *fixture) mustNotLive(t *testing.T, id string) {
 	}
 }
 
-// refusal asserts err is a *Refusal with status and code.
-func refusal(t *testing.T, err error, status int, code string) *editsession.Refusal {
-	t.Helper()
-	var r *editsession.Refusal
-	if !errors.As(err, &r) {
-		t.Fatalf("err = %v (%T), want a Refusal %d %s", err, err, status, code)
+// catalogOf is o's catalog as the interface (nil when there is none).
+func catalogOf(o opts) editsession.Catalog {
+	if o.catalog == nil {
+		return nil
 	}
-	if r.Status != status || r.Code != code {
-		t.Fatalf("refusal = %d %s (%q), want %d %s", r.Status, r.Code, r.Message, status, code)
+	return o.catalog
+}
+
+// refusal asserts err is a refusal of kind with code.
+func refusal(t *testing.T, err error, kind fault.Kind, code string) *fault.Error {
+	t.Helper()
+	r, ok := fault.As(err)
+	if !ok {
+		t.Fatalf("err = %v (%T), want a refusal %v %s", err, err, kind, code)
+	}
+	if r.Kind != kind || r.Code != code {
+		t.Fatalf("refusal = %v %s (%q), want %v %s", r.Kind, r.Code, r.Message, kind, code)
 	}
 	if r.Message == "" {
 		t.Fatalf("refusal %s has no message", code)
 	}
 	return r
+}
+
+// otherOf is the other session a user_has_session refusal names.
+func otherOf(r *fault.Error) *editsession.Session {
+	s, _ := r.Details["session"].(*editsession.Session)
+	return s
 }
 
 // ticketOf checks the shape of an IDE URL and returns its ticket.

@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/playbookstudio/gateway/internal/editlock"
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
@@ -29,13 +29,12 @@ type Records struct {
 	PlaybookLimit int
 }
 
-// SetRecords connects the records; they also serve as the Catalog.
-func (s *Service) SetRecords(r *Records) {
-	s.records.Store(r)
-	s.SetCatalog(recordsCatalog{r})
+func (r *Records) validate() error {
+	if r.Store == nil || r.Validator == nil || r.PlaybookLimit <= 0 {
+		return errors.New("editsession: records need a store, a validator and a positive playbook limit")
+	}
+	return nil
 }
-
-func (s *Service) recordsOrNil() *Records { return s.records.Load() }
 
 // recordsCatalog answers the session service's questions from the store.
 type recordsCatalog struct{ r *Records }
@@ -64,15 +63,17 @@ func (c recordsCatalog) CheckNewName(ctx context.Context, tenant, name string) e
 	return nil
 }
 
-func nameTaken(name string) *Refusal {
-	return &Refusal{Status: http.StatusConflict, Code: "playbook_name_taken",
-		Message: fmt.Sprintf("A playbook called %q exists already. Open it from the list, or choose another name.", name)}
+func nameTaken(name string) error {
+	return fault.New(fault.Conflict, "playbook_name_taken",
+		fmt.Sprintf("A playbook called %q exists already. Open it from the list, or choose another name.", name))
 }
 
-func limitReached(limit int) *Refusal {
-	return &Refusal{Status: http.StatusConflict, Code: "playbook_limit",
-		Message: fmt.Sprintf("Your organisation has reached its limit of %d playbooks. Delete one you no longer need first.", limit)}
+func limitReached(limit int) error {
+	return fault.New(fault.Conflict, "playbook_limit",
+		fmt.Sprintf("Your organisation has reached its limit of %d playbooks. Delete one you no longer need first.", limit))
 }
+
+var errNoRecords = fault.New(fault.NotImplemented, "not_implemented", "Saving and validating playbooks is not available on this gateway.")
 
 // Saved is the result of a save.
 type Saved struct {
@@ -86,10 +87,38 @@ type Saved struct {
 // version (creating the playbook, disabled, on its first save). who is the
 // session's owner, from the portal or from the workspace's token.
 func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, error) {
-	r := s.recordsOrNil()
-	if r == nil {
-		return nil, &Refusal{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "Saving playbooks is not available on this gateway."}
+	if s.records == nil {
+		return nil, errNoRecords
 	}
+	l, err := s.saver(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	bundle, report, err := s.check(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	if !report.Passed() {
+		return nil, fault.New(fault.Rejected, "validation_failed",
+			fmt.Sprintf("The playbook did not pass validation (%d problem(s)); nothing was saved, your files are unchanged.", len(report.Errors))).
+			With("problems", report.Errors)
+	}
+	readme, mermaid := playbook.Documentation(bundle)
+	p, v, err := s.storeVersion(ctx, who, l, playbook.NewVersion{
+		SavedBy: l.holder.UserName, Fence: l.holder.Fence, Files: bundle.Files, Report: report,
+		Description: playbook.ManifestDescription(bundle), Documentation: readme, FlowDiagram: mermaid,
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	s.record(ctx, Identity{ID: who.ID, Name: l.holder.UserName, Tenant: who.Tenant}, "playbook.save", p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(v.Number), "session": id})
+	return &Saved{Playbook: p, Version: v, Skipped: bundle.Skipped}, nil
+}
+
+// saver is who's live session id, still holding its playbook with its
+// fencing token: the only session that may save.
+func (s *Service) saver(ctx context.Context, who Identity, id string) (*live, error) {
 	s.mu.Lock()
 	l := s.live[id]
 	s.mu.Unlock()
@@ -99,101 +128,89 @@ func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, er
 				return nil, ErrNotFound
 			}
 		}
-		return nil, staleSession()
+		return nil, errStaleSession
 	}
 	sess := s.sessionOf(l, workspace.PhaseReady)
 	if err := s.CheckFence(ctx, &sess); err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if fault.KindOf(err) == fault.Unavailable {
 			return nil, err
 		}
-		return nil, staleSession()
+		return nil, errStaleSession
 	}
+	return l, nil
+}
 
-	bundle, report, err := s.check(ctx, r, l)
-	if err != nil {
-		return nil, err
-	}
-	if !report.Passed() {
-		return nil, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message:  fmt.Sprintf("The playbook did not pass validation (%d problem(s)); nothing was saved, your files are unchanged.", len(report.Errors)),
-			Problems: report.Errors}
-	}
-	readme, mermaid := playbook.Documentation(bundle)
-	nv := playbook.NewVersion{
-		SavedBy: l.holder.UserName, Fence: l.holder.Fence, Files: bundle.Files, Report: report,
-		Description: playbook.ManifestDescription(bundle), Documentation: readme, FlowDiagram: mermaid,
-	}
-
+// storeVersion stores nv as the first version of a new playbook or the
+// next of the session's playbook, one save at a time.
+func (s *Service) storeVersion(ctx context.Context, who Identity, l *live, nv playbook.NewVersion) (playbook.Playbook, playbook.Version, error) {
+	r := s.records
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	var p playbook.Playbook
-	var v playbook.Version
 	s.mu.Lock()
 	pid := l.rec.PlaybookID
 	s.mu.Unlock()
-	if pid == nil {
-		p, v, err = r.Store.Create(ctx, who.Tenant, l.rec.Name, r.PlaybookLimit, nv)
-		switch {
-		case errors.Is(err, playbook.ErrNameTaken):
-			return nil, nameTaken(l.rec.Name)
-		case errors.Is(err, playbook.ErrLimit):
-			return nil, limitReached(r.PlaybookLimit)
-		case err != nil:
-			return nil, err
-		}
-		idCopy := p.ID
-		s.mu.Lock()
-		l.rec.PlaybookID = &idCopy
-		raw, _ := json.Marshal(l.rec)
-		s.mu.Unlock()
-		_ = s.store.Set(ctx, recordPrefix+id, raw, s.cfg.TTL)
-	} else {
+	if pid != nil {
 		// Fencing in the store too: a version saved by a newer session of
 		// this playbook means this one is stale, whatever the lock says.
 		if vs, err := r.Store.Versions(ctx, who.Tenant, *pid); err == nil && len(vs) > 0 && vs[0].Fence > l.holder.Fence {
-			return nil, staleSession()
+			return playbook.Playbook{}, playbook.Version{}, errStaleSession
 		}
-		p, v, err = r.Store.AddVersion(ctx, who.Tenant, *pid, nv)
-		if err != nil {
-			return nil, err
-		}
+		return r.Store.AddVersion(ctx, who.Tenant, *pid, nv)
 	}
-	l.lastActivity.Store(s.cfg.Now().UnixNano())
-	s.record(ctx, Identity{ID: who.ID, Name: l.holder.UserName, Tenant: who.Tenant}, "playbook.save", p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(v.Number), "session": id})
-	return &Saved{Playbook: p, Version: v, Skipped: bundle.Skipped}, nil
+	p, v, err := r.Store.Create(ctx, who.Tenant, l.rec.Name, r.PlaybookLimit, nv)
+	switch {
+	case errors.Is(err, playbook.ErrNameTaken):
+		return p, v, nameTaken(l.rec.Name)
+	case errors.Is(err, playbook.ErrLimit):
+		return p, v, limitReached(r.PlaybookLimit)
+	case err != nil:
+		return p, v, err
+	}
+	// From now on the session edits that playbook.
+	idCopy := p.ID
+	s.mu.Lock()
+	l.rec.PlaybookID = &idCopy
+	raw, _ := json.Marshal(l.rec)
+	s.mu.Unlock()
+	_ = s.store.Set(ctx, recordPrefix+l.holder.SessionID, raw, s.cfg.TTL)
+	return p, v, nil
 }
 
 // check collects the session's folder and validates it, without saving.
-// A folder that cannot be collected at all is a Refusal.
-func (s *Service) check(ctx context.Context, r *Records, l *live) (*playbook.Bundle, playbook.Report, error) {
-	rc, err := s.ws.Runtime().CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
+// A folder that cannot be collected at all is a Rejected fault.
+func (s *Service) check(ctx context.Context, l *live) (*playbook.Bundle, playbook.Report, error) {
+	rc, err := s.ws.CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
 	if errors.Is(err, workspace.ErrNotFound) {
-		return nil, playbook.Report{}, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message:  "The playbook folder is empty: write playbook.py and README.md first.",
-			Problems: []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}}}
+		return nil, playbook.Report{}, fault.New(fault.Rejected, "validation_failed",
+			"The playbook folder is empty: write playbook.py and README.md first.").
+			With("problems", []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}})
 	}
 	if err != nil {
-		return nil, playbook.Report{}, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+		return nil, playbook.Report{}, filesUnreadable(err)
 	}
-	bundle, err := playbook.Collect(rc, r.Limits)
+	bundle, err := playbook.Collect(rc, s.records.Limits)
 	rc.Close()
 	var ce *playbook.CollectError
 	if errors.As(err, &ce) {
-		return nil, playbook.Report{}, &Refusal{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Message: fmt.Sprintf("The playbook folder cannot be saved as it is (%d problem(s)); nothing was saved, your files are unchanged.", len(ce.Problems)), Problems: ce.Problems}
+		return nil, playbook.Report{}, fault.New(fault.Rejected, "validation_failed",
+			fmt.Sprintf("The playbook folder cannot be saved as it is (%d problem(s)); nothing was saved, your files are unchanged.", len(ce.Problems))).
+			With("problems", ce.Problems)
 	}
 	if err != nil {
-		return nil, playbook.Report{}, fmt.Errorf("%w: the workspace's files cannot be read: %v", ErrUnavailable, err)
+		return nil, playbook.Report{}, filesUnreadable(err)
 	}
-	return bundle, r.Validator.Validate(ctx, bundle), nil
+	return bundle, s.records.Validator.Validate(ctx, bundle), nil
+}
+
+func filesUnreadable(cause error) error {
+	return fault.Wrap(fault.Unavailable, "workspace_unavailable", "The workspace's files cannot be read right now. Try again in a moment.", cause)
 }
 
 // Validate runs Save's checks on the session's folder and reports what
 // they find, saving nothing (the agent's validate tool).
 func (s *Service) Validate(ctx context.Context, who Identity, id string) (playbook.Report, error) {
-	r := s.recordsOrNil()
-	if r == nil {
-		return playbook.Report{}, &Refusal{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "Validation is not available on this gateway."}
+	if s.records == nil {
+		return playbook.Report{}, errNoRecords
 	}
 	s.mu.Lock()
 	l := s.live[id]
@@ -201,36 +218,44 @@ func (s *Service) Validate(ctx context.Context, who Identity, id string) (playbo
 	if l == nil || l.holder.UserID != who.ID || l.holder.Tenant != who.Tenant {
 		return playbook.Report{}, ErrNotFound
 	}
-	_, report, err := s.check(ctx, r, l)
-	var ref *Refusal
-	if errors.As(err, &ref) && ref.Code == "validation_failed" {
+	_, report, err := s.check(ctx, l)
+	if f, ok := fault.As(err); ok && f.Code == "validation_failed" {
 		// For validation, a folder that cannot be collected is a finding.
-		return playbook.Report{Errors: ref.Problems}, nil
+		problems, _ := f.Details["problems"].([]playbook.Problem)
+		return playbook.Report{Errors: problems}, nil
 	}
 	return report, err
 }
 
-func staleSession() *Refusal {
-	return &Refusal{Status: http.StatusConflict, Code: "stale_session",
-		Message: "This editor lost its edit session (it was taken over, ended or expired), so it cannot save. Your files are still in your workspace: reopen the playbook from the portal and save again."}
-}
+var errStaleSession = fault.New(fault.Conflict, "stale_session",
+	"This editor lost its edit session (it was taken over, ended or expired), so it cannot save. Your files are still in your workspace: reopen the playbook from the portal and save again.")
 
-// seed writes the playbook's current version into its folder once the
-// workspace is ready, unless the folder already holds other work, which is
-// kept (the session's notice says so).
-func (s *Service) seed(l *live, who Identity) {
-	defer s.wg.Done()
-	defer l.seeded.Store(true)
-	r := s.recordsOrNil()
-	if r == nil || l.rec.PlaybookID == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
-	defer cancel()
+// prepare makes the session's folder ready once the workspace is: it
+// creates the folder and, for a saved playbook, writes its current version
+// into it unless the folder already holds other work, which is kept (the
+// session's notice says so).
+func (s *Service) prepare(ctx context.Context, l *live, who Identity) {
+	defer l.prepared.Store(true)
 	st, err := s.ws.Wait(ctx, who.Tenant, who.ID)
 	if err != nil || st.State != workspace.PhaseReady {
 		return
 	}
+	key := l.rec.WorkspaceKey
+	// An empty archive only creates the folder (the workbench opens it).
+	if err := s.ws.CopyIn(ctx, key, l.rec.Folder, tarOf(nil)); err != nil {
+		s.log.Error("create the playbook folder", "session", l.holder.SessionID, "err", err)
+		s.setNotice(l, "The playbook folder could not be created in your workspace.")
+		return
+	}
+	if s.records == nil || l.rec.PlaybookID == nil {
+		return
+	}
+	s.seed(ctx, l, who)
+}
+
+// seed writes the playbook's current version into its folder.
+func (s *Service) seed(ctx context.Context, l *live, who Identity) {
+	r := s.records
 	p, err := r.Store.Get(ctx, who.Tenant, *l.rec.PlaybookID)
 	if err != nil {
 		s.setNotice(l, "The saved version could not be loaded into your workspace: "+err.Error())
@@ -241,9 +266,8 @@ func (s *Service) seed(l *live, who Identity) {
 		s.setNotice(l, "The saved version could not be loaded into your workspace: "+err.Error())
 		return
 	}
-	rt := s.ws.Runtime()
 	key := l.rec.WorkspaceKey
-	if rc, err := rt.CopyOut(ctx, key, l.rec.Folder); err == nil {
+	if rc, err := s.ws.CopyOut(ctx, key, l.rec.Folder); err == nil {
 		// Generous limits: this only compares; any folder it cannot read
 		// whole counts as unsaved work and is left alone.
 		existing, cerr := playbook.Collect(rc, playbook.Limits{MaxFiles: 2000, MaxTotal: 64 << 20, MaxFile: 16 << 20, MaxEntries: 10000})
@@ -256,8 +280,8 @@ func (s *Service) seed(l *live, who Identity) {
 			return // already the current version
 		}
 	}
-	if err := rt.CopyIn(ctx, key, l.rec.Folder, tarOf(files)); err != nil {
-		s.log.Error("seed the playbook folder", "session", l.holder.SessionID, "error", err)
+	if err := s.ws.CopyIn(ctx, key, l.rec.Folder, tarOf(files)); err != nil {
+		s.log.Error("seed the playbook folder", "session", l.holder.SessionID, "err", err)
 		s.setNotice(l, "The saved version could not be written into your workspace.")
 	}
 }
@@ -310,7 +334,7 @@ func (s *Service) Editing(ctx context.Context, tenant, name string) (*Session, e
 		if errors.Is(err, editlock.ErrNotHeld) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	return s.describe(ctx, h), nil
 }

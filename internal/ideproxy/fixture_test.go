@@ -3,7 +3,6 @@ package ideproxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,53 +23,10 @@ import (
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/workspace"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// stubRuntime's workspaces are healthy at once; all of them are reached
-// by dial.
-type stubRuntime struct {
-	mu      sync.Mutex
-	running map[string]bool
-	dial    func(ctx context.Context) (net.Conn, error)
-	dials   atomic.Int64
-}
-
-func (r *stubRuntime) Name() string { return "stub" }
-func (r *stubRuntime) Start(_ context.Context, s workspace.Spec) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.running[s.Key] = true
-	return nil
-}
-func (r *stubRuntime) Stop(_ context.Context, key string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.running, key)
-	return nil
-}
-func (r *stubRuntime) Remove(ctx context.Context, key string) error       { return r.Stop(ctx, key) }
-func (r *stubRuntime) List(context.Context) ([]workspace.Observed, error) { return nil, nil }
-func (r *stubRuntime) Health(_ context.Context, key string) (workspace.Health, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.running[key] {
-		return workspace.Health{}, errors.New("not running")
-	}
-	return workspace.Health{Status: "alive"}, nil
-}
-func (r *stubRuntime) Dialer(context.Context, string) (workspace.DialFunc, error) {
-	return func(ctx context.Context) (net.Conn, error) {
-		r.dials.Add(1)
-		return r.dial(ctx)
-	}, nil
-}
-func (r *stubRuntime) CopyOut(context.Context, string, string) (io.ReadCloser, error) {
-	return nil, workspace.ErrNotFound
-}
-func (r *stubRuntime) CopyIn(context.Context, string, string, io.Reader) error { return nil }
-func (r *stubRuntime) Close() error                                            { return nil }
 
 var alice = editsession.Identity{ID: "alice", Name: "Alice", Tenant: "t1"}
 
@@ -82,7 +37,7 @@ type fixture struct {
 	t        testing.TB
 	p        *Proxy
 	sessions *editsession.Service
-	rt       *stubRuntime
+	rt       *workspacetest.Runtime
 	gw       *httptest.Server
 	sid      string
 	host     string // the session's IDE host
@@ -106,7 +61,7 @@ func newFixture(t testing.TB, backend http.Handler) *fixture {
 	}}}
 	f.backend.Start()
 	t.Cleanup(f.backend.Close)
-	f.rt = &stubRuntime{running: map[string]bool{}, dial: func(ctx context.Context) (net.Conn, error) {
+	f.rt = &workspacetest.Runtime{DialFunc: func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}
@@ -132,7 +87,8 @@ func (f *fixture) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.sessions, err = editsession.New(editsession.Config{TTL: time.Minute, IDEURL: hosts.URL}, editlock.NewMemory(nil), ws, store, al, log)
+	f.sessions, err = editsession.New(editsession.Config{TTL: time.Minute, IDEURL: hosts.URL},
+		editsession.Deps{Locks: editlock.NewMemory(nil), Workspaces: ws, Store: store, Audit: al, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

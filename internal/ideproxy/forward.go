@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -59,6 +61,10 @@ type bconn struct {
 	bodyc chan error
 	// aborted is set by cut, under the session state's lock.
 	aborted bool
+	// waiting is when the wait for the response's head began (Unix ns),
+	// 0 when not waiting; the watchdog sets timedOut when it gives up.
+	waiting  atomic.Int64
+	timedOut atomic.Bool
 }
 
 func (bc *bconn) Read(b []byte) (int, error) {
@@ -167,10 +173,48 @@ func (u *upstream) close() {
 	}
 }
 
+// watch starts the watchdog, once.
+func (p *Proxy) watch() {
+	if p.watching.Load() {
+		return
+	}
+	p.watchMu.Lock()
+	defer p.watchMu.Unlock()
+	if !p.watching.Load() && !p.closed.Load() {
+		p.watchdog = time.AfterFunc(headerTimeout/4, p.checkHeads)
+		p.watching.Store(true)
+	}
+}
+
+// checkHeads closes the connections that have waited for a response's
+// head for longer than headerTimeout (a workspace that hangs), instead
+// of a read deadline per request.
+func (p *Proxy) checkHeads() {
+	limit := time.Now().Add(-headerTimeout).UnixNano()
+	p.states.Range(func(_, v any) bool {
+		st := v.(*sessionState)
+		st.mu.Lock()
+		for bc := range st.inflight {
+			if w := bc.waiting.Load(); w != 0 && w < limit {
+				bc.timedOut.Store(true)
+				_ = bc.conn.Close()
+			}
+		}
+		st.mu.Unlock()
+		return true
+	})
+	p.watchMu.Lock()
+	if !p.closed.Load() {
+		p.watchdog.Reset(headerTimeout / 4)
+	}
+	p.watchMu.Unlock()
+}
+
 // forward proxies one HTTP request, streaming both ways; cut aborts it
 // at once if the session ends.
 func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Session) error {
 	r := c.Request()
+	p.watch()
 	up := p.upstream(sess.WorkspaceKey)
 	// A request without a body that is safe to repeat goes again, once, on
 	// a new connection when a pooled one turns out closed before answering.
@@ -194,7 +238,7 @@ func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Sess
 			if !live {
 				return p.ended(c, sess.ID)
 			}
-			if reused && retry && attempt == 0 && bc.nread == before {
+			if reused && retry && attempt == 0 && bc.nread == before && !bc.timedOut.Load() {
 				continue
 			}
 			p.proxyError(c, err)
@@ -208,23 +252,25 @@ func (p *Proxy) forward(c echo.Context, st *sessionState, sess *editsession.Sess
 // is written by a goroutine of its own, as the response is read: the
 // workspace may answer before it has read all of it.
 func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
+	// The watchdog closes the connection if the request's head cannot be
+	// written or the response's head does not come within headerTimeout.
+	bc.waiting.Store(time.Now().UnixNano())
+	defer bc.waiting.Store(0)
 	if err := p.writeHead(bc.bw, r); err != nil {
-		return nil, err
+		return nil, p.timedOut(bc, err)
 	}
 	if r.ContentLength != 0 {
 		c := make(chan error, 1)
 		bc.bodyc = c
 		go func() { c <- p.writeBody(bc.bw, r) }()
 	}
-	_ = bc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
 	for {
 		resp, err := http.ReadResponse(bc.br, r)
 		if err != nil {
-			return nil, err
+			return nil, p.timedOut(bc, err)
 		}
 		switch {
 		case resp.StatusCode >= 200:
-			_ = bc.conn.SetReadDeadline(time.Time{})
 			return resp, nil
 		case resp.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("the workspace switched protocols on a plain request")
@@ -232,6 +278,14 @@ func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
 		// 1xx informational answers (100 Continue, 103 Early Hints) are
 		// the proxy's business only: wait for the final one.
 	}
+}
+
+// timedOut says so in err when the watchdog closed bc.
+func (p *Proxy) timedOut(bc *bconn, err error) error {
+	if bc.timedOut.Load() {
+		return fmt.Errorf("no answer within %v: %w", headerTimeout, err)
+	}
+	return err
 }
 
 // bodyDone waits for the request body's writer, if any, and reports

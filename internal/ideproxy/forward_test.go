@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
 func TestForwardHeadersAndKeepAlive(t *testing.T) {
@@ -260,8 +261,8 @@ func rawBackend(t *testing.T, requests *atomic.Int64) (dial func(ctx context.Con
 
 func TestForwardRetriesAClosedPooledConnection(t *testing.T) {
 	var requests atomic.Int64
-	f := &fixture{t: t, rt: &stubRuntime{running: map[string]bool{}}}
-	f.rt.dial = rawBackend(t, &requests)
+	f := &fixture{t: t, rt: workspacetest.New()}
+	f.rt.DialFunc = rawBackend(t, &requests)
 	f.start()
 	c := f.client()
 	do := func(method string, body io.Reader) int {
@@ -283,7 +284,7 @@ func TestForwardRetriesAClosedPooledConnection(t *testing.T) {
 	if code := do(http.MethodGet, nil); code != 200 {
 		t.Fatalf("GET on a closed pooled connection: %d", code)
 	}
-	if n := f.rt.dials.Load(); n != 2 {
+	if n := f.rt.Dials(); n != 2 {
 		t.Errorf("%d dials, want 2 (the first, the retry of the stale one)", n)
 	}
 	// A POST is not repeated: it fails as the workspace failed.
@@ -316,7 +317,7 @@ func workspaceKey(f *fixture) string {
 }
 
 func TestForwardUnreachableWorkspace(t *testing.T) {
-	f := &fixture{t: t, rt: &stubRuntime{running: map[string]bool{}, dial: func(context.Context) (net.Conn, error) {
+	f := &fixture{t: t, rt: &workspacetest.Runtime{DialFunc: func(context.Context) (net.Conn, error) {
 		return nil, errors.New("connection refused")
 	}}}
 	f.start()
@@ -480,8 +481,8 @@ func cannedBackend(t testing.TB) func(ctx context.Context) (net.Conn, error) {
 // BenchmarkServe is one small proxied GET through Serve (no network on
 // the browser's side).
 func BenchmarkServe(b *testing.B) {
-	f := &fixture{t: b, rt: &stubRuntime{running: map[string]bool{}}}
-	f.rt.dial = cannedBackend(b)
+	f := &fixture{t: b, rt: workspacetest.New()}
+	f.rt.DialFunc = cannedBackend(b)
 	f.start()
 	e := echo.New()
 	e.Any("/*", f.p.Serve)
@@ -497,4 +498,66 @@ func BenchmarkServe(b *testing.B) {
 			b.Fatal(w.Code, w.Body.String())
 		}
 	}
+}
+
+func TestWatchdogEndsAHangingRequest(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done() // never answers
+	}))
+	done := make(chan int, 1)
+	go func() {
+		resp, err := f.client().Do(f.request(http.MethodGet, "/hang", nil))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-arrived
+	// Pretend the wait began long ago; the watchdog gives up on it.
+	v, _ := f.p.states.Load(f.sid)
+	st := v.(*sessionState)
+	st.mu.Lock()
+	for bc := range st.inflight {
+		bc.waiting.Store(time.Now().Add(-2 * headerTimeout).UnixNano())
+	}
+	st.mu.Unlock()
+	f.p.checkHeads()
+	select {
+	case code := <-done:
+		if code != http.StatusBadGateway {
+			t.Errorf("hanging request: %d, want 502", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watchdog did not end the request")
+	}
+}
+
+func TestIdleConnectionsAreSwept(t *testing.T) {
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	resp := f.do(f.request(http.MethodGet, "/", nil))
+	resp.Body.Close()
+	u := f.p.upstream(workspaceKey(f))
+	u.mu.Lock()
+	n := len(u.idle)
+	for _, bc := range u.idle {
+		bc.idleAt = bc.idleAt.Add(-idleTimeout)
+	}
+	u.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d idle connections, want 1", n)
+	}
+	u.sweep()
+	u.mu.Lock()
+	n = len(u.idle)
+	u.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d idle connections after the sweep", n)
+	}
+	waitFor(t, "the backend to see the close", func() bool {
+		return f.conns.Load() == 1
+	})
 }

@@ -6,8 +6,6 @@
 package ideproxy
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -34,6 +32,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/apierror"
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
@@ -64,6 +63,10 @@ type Proxy struct {
 	states    sync.Map // session id → *sessionState
 	relay     *relay   // the WebSocket event loops (nil: goroutines)
 	closed    atomic.Bool
+
+	watching atomic.Bool
+	watchMu  sync.Mutex
+	watchdog *time.Timer // see checkHeads
 
 	mu    sync.Mutex
 	conns map[string]map[*tunnel]struct{} // open WebSockets by session
@@ -114,13 +117,9 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 	return p, nil
 }
 
-// dial reaches the workspace key.
+// dial reaches the workspace key, through the workspace manager.
 func (p *Proxy) dial(ctx context.Context, key string) (net.Conn, error) {
-	d, err := p.ws.Runtime().Dialer(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return d(ctx)
+	return p.ws.Dial(ctx, key)
 }
 
 // Enter handles GET /_gw/enter?ticket=…: the ticket must be valid, unused,
@@ -130,7 +129,7 @@ func (p *Proxy) Enter(c echo.Context) error {
 	sid, _ := p.cfg.Hosts.Session(r.Host)
 	info, err := p.sessions.RedeemTicket(r.Context(), c.QueryParam("ticket"))
 	if err != nil {
-		if errors.Is(err, editsession.ErrUnavailable) {
+		if fault.KindOf(err) == fault.Unavailable {
 			return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "The IDE cannot be opened right now. Try again in a moment.", err)
 		}
 		return p.refuse(c, http.StatusForbidden, "bad_ticket", "This IDE link is invalid, used or expired. Open the playbook again from the portal.",
@@ -154,17 +153,8 @@ func (p *Proxy) Enter(c echo.Context) error {
 	}
 	c.SetCookie(p.cookie(value))
 	c.Response().Header().Set("Cache-Control", "no-store")
-	// Open the workbench on the playbook's folder, creating it if this is
-	// a new playbook (an empty archive makes the folder).
-	rt := p.ws.Runtime()
-	if err := rt.CopyIn(r.Context(), sess.WorkspaceKey, sess.Folder, emptyTar()); err != nil {
-		p.log.Warn("create the playbook folder", "session", sid, "error", err)
-	}
-	root := workspace.ProjectDir
-	if pp, ok := rt.(interface{ ProjectPath(string) string }); ok {
-		root = pp.ProjectPath(sess.WorkspaceKey)
-	}
-	target := "/?folder=" + url.QueryEscape(path.Join(root, sess.Folder))
+	// Open the workbench on the playbook's folder (the session made it).
+	target := "/?folder=" + url.QueryEscape(path.Join(p.ws.ProjectPath(sess.WorkspaceKey), sess.Folder))
 	return c.Redirect(http.StatusFound, target)
 }
 
@@ -503,6 +493,11 @@ func (p *Proxy) Close() error {
 			t.close()
 		}
 	}
+	p.watchMu.Lock()
+	if p.watchdog != nil {
+		p.watchdog.Stop()
+	}
+	p.watchMu.Unlock()
 	p.relay.close()
 	p.wg.Wait()
 	p.upstreams.Range(func(_, v any) bool {
@@ -559,11 +554,3 @@ type bufferPool struct{ pool sync.Pool }
 
 func (b *bufferPool) get() *[]byte  { return b.pool.Get().(*[]byte) }
 func (b *bufferPool) put(p *[]byte) { b.pool.Put(p) }
-
-// emptyTar is an archive with no entries: copied in, it only creates the
-// target folder.
-func emptyTar() io.Reader {
-	var buf bytes.Buffer
-	_ = tar.NewWriter(&buf).Close()
-	return &buf
-}

@@ -6,8 +6,9 @@ package playbook
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/fault"
 )
 
 // Status of a playbook.
@@ -102,11 +103,11 @@ type NewVersion struct {
 
 // Errors of the store, mapped to the API's codes.
 var (
-	ErrNotFound  = errors.New("playbook: not found")
-	ErrNameTaken = errors.New("playbook: a playbook of that name exists")         // 409 playbook_name_taken
-	ErrLimit     = errors.New("playbook: the tenant's playbook limit is reached") // 409 playbook_limit
-	ErrActive    = errors.New("playbook: it is active")                           // 409 playbook_active
-	ErrNotValid  = errors.New("playbook: its current version did not pass validation")
+	ErrNotFound  = fault.New(fault.NotFound, "not_found", "There is no such playbook.")
+	ErrNameTaken = fault.New(fault.Conflict, "playbook_name_taken", "A playbook of that name exists already.")
+	ErrLimit     = fault.New(fault.Conflict, "playbook_limit", "Your organisation has reached its playbook limit.")
+	ErrActive    = fault.New(fault.Conflict, "playbook_active", "Deactivate the playbook before deleting it.")
+	ErrNotValid  = fault.New(fault.Conflict, "playbook_not_valid", "Only a version that passed validation can be activated. Fix the problems and save again.")
 )
 
 // Store keeps playbooks and their versions. The SQLite implementation is

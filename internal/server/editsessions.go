@@ -14,42 +14,14 @@ import (
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editsession"
-	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
 func whoOf(id auth.Identity) editsession.Identity {
 	return editsession.Identity{ID: id.ID, Name: id.Name, Tenant: id.Tenant, Admin: id.HasRole(config.RoleAdmin)}
 }
 
-// sessionError maps the session service's errors to the API's.
-func sessionError(c echo.Context, err error) error {
-	var ref *editsession.Refusal
-	var tm *workspace.TooManySpawns
-	switch {
-	case errors.As(err, &ref):
-		he := apierror.New(ref.Status, ref.Code, ref.Message)
-		extra := map[string]any{}
-		if ref.Other != nil {
-			extra["session"] = ref.Other
-		}
-		if ref.Problems != nil {
-			extra["problems"] = ref.Problems
-		}
-		if len(extra) > 0 {
-			body := apierror.FromHTTPError(he)
-			body.Extra = extra
-			he.Message = body
-		}
-		return he
-	case errors.As(err, &tm):
-		return workspaceError(c, err)
-	case errors.Is(err, editsession.ErrNotFound):
-		return apierror.New(http.StatusNotFound, "no_session", "There is no such live edit session.")
-	case errors.Is(err, editsession.ErrUnavailable):
-		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Edit sessions are unavailable right now (the lock service does not answer). Try again in a moment.", err)
-	}
-	return err
-}
+// sessionError maps the session service's refusals to the API's.
+func sessionError(c echo.Context, err error) error { return refusal(c, err, nil) }
 
 func handleSessionStart(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -36,6 +36,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 	"github.com/playbookstudio/gateway/web"
 )
 
@@ -300,49 +301,10 @@ func mustNets(t *testing.T, cidrs ...string) []*net.IPNet {
 	return out
 }
 
-// stubRuntime is a workspace runtime test double whose workspaces are
-// healthy as soon as they start.
-type stubRuntime struct {
-	mu      sync.Mutex
-	running map[string]bool
-}
-
-func (r *stubRuntime) Name() string { return "stub" }
-func (r *stubRuntime) Start(_ context.Context, s workspace.Spec) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.running[s.Key] = true
-	return nil
-}
-func (r *stubRuntime) Stop(_ context.Context, key string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.running, key)
-	return nil
-}
-func (r *stubRuntime) Remove(ctx context.Context, key string) error       { return r.Stop(ctx, key) }
-func (r *stubRuntime) List(context.Context) ([]workspace.Observed, error) { return nil, nil }
-func (r *stubRuntime) Health(_ context.Context, key string) (workspace.Health, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.running[key] {
-		return workspace.Health{}, errors.New("not running")
-	}
-	return workspace.Health{Status: "alive"}, nil
-}
-func (r *stubRuntime) Dialer(context.Context, string) (workspace.DialFunc, error) {
-	return nil, errors.New("stub")
-}
-func (r *stubRuntime) CopyOut(context.Context, string, string) (io.ReadCloser, error) {
-	return nil, workspace.ErrNotFound
-}
-func (r *stubRuntime) CopyIn(context.Context, string, string, io.Reader) error { return nil }
-func (r *stubRuntime) Close() error                                            { return nil }
-
 func testWorkspaces(t *testing.T, store kv.Store) *workspace.Manager {
 	t.Helper()
 	m, err := workspace.NewManager(workspace.Config{IdleTimeout: time.Hour, MaxConcurrentSpawns: 2, GatewayURL: "http://127.0.0.1:1"},
-		&stubRuntime{running: map[string]bool{}}, store, slog.New(slog.DiscardHandler))
+		workspacetest.New(), store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +327,7 @@ func fullDeps(t *testing.T, d Deps) Deps {
 	}
 	d.Audit = al
 	sessions, err := editsession.New(editsession.Config{TTL: 2 * time.Minute, IDEURL: d.Config.IDEHost.URL},
-		editlock.NewMemory(nil), d.Workspaces, store, al, slog.New(slog.DiscardHandler))
+		editsession.Deps{Locks: editlock.NewMemory(nil), Workspaces: d.Workspaces, Store: store, Audit: al, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

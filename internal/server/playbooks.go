@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -13,17 +12,12 @@ import (
 	"github.com/playbookstudio/gateway/internal/playbook"
 )
 
-// playbookError maps the store's errors to the API's.
-func playbookError(err error) error {
-	switch {
-	case errors.Is(err, playbook.ErrNotFound):
-		return apierror.New(http.StatusNotFound, "not_found", "There is no such playbook.")
-	case errors.Is(err, playbook.ErrActive):
-		return apierror.New(http.StatusConflict, "playbook_active", "Deactivate the playbook before deleting it.")
-	case errors.Is(err, playbook.ErrNotValid):
-		return apierror.New(http.StatusConflict, "playbook_not_valid", "Only a version that passed validation can be activated. Fix the problems and save again.")
-	}
-	return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Playbooks cannot be read or written right now. Try again in a moment.", err)
+// playbookError maps the store's refusals to the API's; anything else is
+// a store that does not answer.
+func playbookError(c echo.Context, err error) error {
+	return refusal(c, err, func(err error) error {
+		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Playbooks cannot be read or written right now. Try again in a moment.", err)
+	})
 }
 
 // playbookID reads :id, refusing what cannot be an id before any look-up.
@@ -39,7 +33,7 @@ func handlePlaybookList(store playbook.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		list, err := store.List(c.Request().Context(), sessionOf(c).Identity.Tenant)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		if list == nil {
 			list = []playbook.Playbook{}
@@ -67,11 +61,11 @@ func handlePlaybookGet(store playbook.Store, sessions *editsession.Service) echo
 		tenant := sessionOf(c).Identity.Tenant
 		p, err := store.Get(c.Request().Context(), tenant, id)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		v, _, err := store.Version(c.Request().Context(), tenant, id, p.CurrentVersion)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		d := playbookDetail{Playbook: p, Documentation: v.Documentation, FlowDiagram: v.FlowDiagram, Warnings: v.Warnings}
 		if d.Warnings == nil {
@@ -92,7 +86,7 @@ func handlePlaybookVersions(store playbook.Store) echo.HandlerFunc {
 		}
 		vs, err := store.Versions(c.Request().Context(), sessionOf(c).Identity.Tenant, id)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"versions": vs})
 	}
@@ -116,7 +110,7 @@ func handlePlaybookVersion(store playbook.Store) echo.HandlerFunc {
 		}
 		v, files, err := store.Version(c.Request().Context(), sessionOf(c).Identity.Tenant, id, n)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		out := make([]versionFile, 0, len(files))
 		byPath := map[string]playbook.FileInfo{}
@@ -142,7 +136,7 @@ func handlePlaybookStatus(store playbook.Store, sessions *editsession.Service, s
 		who := sessionOf(c).Identity
 		p, err := store.SetStatus(c.Request().Context(), who.Tenant, id, status, who.Name)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		action := "playbook.activate"
 		if status == playbook.StatusDisabled {
@@ -163,7 +157,7 @@ func handlePlaybookDelete(store playbook.Store, sessions *editsession.Service) e
 		ctx := c.Request().Context()
 		p, err := store.Get(ctx, who.Tenant, id)
 		if err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		e, err := sessions.Editing(ctx, who.Tenant, p.Name)
 		if err != nil {
@@ -173,7 +167,7 @@ func handlePlaybookDelete(store playbook.Store, sessions *editsession.Service) e
 			return apierror.New(http.StatusConflict, "playbook_locked", "This playbook is being edited by "+e.UserName+"; it can be deleted once the editor is closed.")
 		}
 		if err := store.Delete(ctx, who.Tenant, id); err != nil {
-			return playbookError(err)
+			return playbookError(c, err)
 		}
 		sessions.RecordAudit(ctx, whoOf(who), "playbook.delete", p.ID, map[string]string{"name": p.Name})
 		return c.NoContent(http.StatusNoContent)

@@ -1,10 +1,7 @@
 package server
 
 import (
-	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,17 +9,12 @@ import (
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
-// workspaceError maps the manager's errors to the API's.
+// workspaceError maps the manager's refusals to the API's; anything else
+// is a workspace that cannot be reached.
 func workspaceError(c echo.Context, err error) error {
-	var tm *workspace.TooManySpawns
-	switch {
-	case errors.As(err, &tm):
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(tm.RetryAfter/time.Second)))
-		return apierror.Wrap(http.StatusTooManyRequests, "too_many_spawns", "Too many workspaces are starting right now. Try again in a few seconds.", err)
-	case errors.Is(err, workspace.ErrNotFound):
-		return apierror.New(http.StatusNotFound, "no_workspace", "You have no workspace yet; it starts when you open a playbook.")
-	}
-	return apierror.Wrap(http.StatusServiceUnavailable, "workspace_unavailable", "Your workspace could not be reached. Try again in a moment.", err)
+	return refusal(c, err, func(err error) error {
+		return apierror.Wrap(http.StatusServiceUnavailable, "workspace_unavailable", "Your workspace could not be reached. Try again in a moment.", err)
+	})
 }
 
 // handleWorkspaceGet reports the caller's workspace.
@@ -60,10 +52,7 @@ func handleWorkspaceStop(m *workspace.Manager) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := sessionOf(c).Identity
 		if err := m.Stop(c.Request().Context(), id.Tenant, id.ID); err != nil {
-			if errors.Is(err, workspace.ErrNotFound) {
-				return workspaceError(c, err)
-			}
-			return apierror.Wrap(http.StatusConflict, "workspace_busy", "Your workspace cannot be stopped right now: "+err.Error(), err)
+			return workspaceError(c, err)
 		}
 		return c.NoContent(http.StatusNoContent)
 	}

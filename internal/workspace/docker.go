@@ -915,6 +915,9 @@ func (d *Docker) CopyOut(ctx context.Context, key, p string) (io.ReadCloser, err
 	return cancelOnClose{pr, cancel}, nil
 }
 
+// ProjectPath is the same in every container: ProjectDir.
+func (d *Docker) ProjectPath(string) string { return ProjectDir }
+
 // CopyIn extracts a tar archive into a folder of the project, creating it
 // (and its parents) owned by the workspace's user. Like the local runtime
 // it writes only folders and regular files, refuses names that leave the

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
 )
 
@@ -41,13 +42,15 @@ type Status struct {
 	LastActivityAt time.Time `json:"lastActivityAt,omitzero"`
 }
 
-// TooManySpawns is returned when MAX_CONCURRENT_SPAWNS starts are already
-// under way; the caller should try again after RetryAfter.
-type TooManySpawns struct{ RetryAfter time.Duration }
-
-func (e *TooManySpawns) Error() string {
-	return fmt.Sprintf("workspace: too many workspaces starting at once; retry in %s", e.RetryAfter)
+// tooManySpawns is the Busy refusal when MAX_CONCURRENT_SPAWNS starts are
+// already under way; the caller should try again after its RetryAfter.
+func tooManySpawns() error {
+	return &fault.Error{Kind: fault.Busy, Code: "too_many_spawns", RetryAfter: 5 * time.Second,
+		Message: "Too many workspaces are starting right now. Try again in a few seconds."}
 }
+
+// errStillStarting refuses to stop a workspace while it starts.
+var errStillStarting = fault.New(fault.Conflict, "workspace_busy", "Your workspace is still starting; it can be stopped once it is ready.")
 
 // Config tunes the Manager.
 type Config struct {
@@ -72,10 +75,11 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu sync.Mutex
-	ws map[string]*entry
+	ops keyOps // one lifecycle change at a time per key (ops.go)
 
-	busy atomic.Pointer[func(key string) bool]
+	mu    sync.Mutex
+	ws    map[string]*entry
+	holds map[string]int // live edit sessions per key: never idle
 }
 
 type entry struct {
@@ -86,6 +90,7 @@ type entry struct {
 	done               chan struct{} // closed when the current start ends
 	lastActivity       atomic.Int64  // unix nanoseconds
 	tokenHash          string
+	dial               DialFunc // cached while ready (ops.go)
 }
 
 // Token records are what a workspace's PLAYBOOK_GATEWAY_TOKEN stands for.
@@ -121,19 +126,34 @@ func NewManager(cfg Config, rt Runtime, store kv.Store, log *slog.Logger) (*Mana
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{rt: rt, store: store, log: log, cfg: cfg, spawn: make(chan struct{}, cfg.MaxConcurrentSpawns),
-		ctx: ctx, cancel: cancel, ws: map[string]*entry{}}
-	never := func(string) bool { return false }
-	m.busy.Store(&never)
+		ctx: ctx, cancel: cancel, ws: map[string]*entry{}, holds: map[string]int{}}
 	return m, nil
 }
 
-// SetBusy tells the manager how to learn that a workspace has a live edit
-// session: such a workspace is never stopped for idleness.
-func (m *Manager) SetBusy(f func(key string) bool) { m.busy.Store(&f) }
+// Hold marks the workspace key as in use by a live edit session, which
+// the idle culler never stops; calling the returned function (once; later
+// calls do nothing) gives the hold back.
+func (m *Manager) Hold(key string) (release func()) {
+	m.mu.Lock()
+	m.holds[key]++
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			if m.holds[key]--; m.holds[key] <= 0 {
+				delete(m.holds, key)
+			}
+			m.mu.Unlock()
+		})
+	}
+}
 
-// Runtime is the runtime under the manager (for the proxy's dialer and
-// the collection of files).
-func (m *Manager) Runtime() Runtime { return m.rt }
+func (m *Manager) held(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.holds[key] > 0
+}
 
 // Ensure makes sure the user's workspace runs or is starting, and returns
 // its status at once; Wait blocks until it is ready or failed. Concurrent
@@ -154,7 +174,7 @@ func (m *Manager) Ensure(ctx context.Context, tenant, owner string) (Status, err
 	case m.spawn <- struct{}{}:
 	default:
 		m.mu.Unlock()
-		return Status{}, &TooManySpawns{RetryAfter: 5 * time.Second}
+		return Status{}, tooManySpawns()
 	}
 	if e == nil {
 		e = &entry{key: key, owner: owner, tenant: tenant}
@@ -245,12 +265,12 @@ func (m *Manager) start(e *entry) {
 	defer cancel()
 	err := m.startAndWait(ctx, e)
 	if err != nil {
-		m.log.Error("workspace failed to start", "key", e.key, "owner", e.owner, "runtime", m.rt.Name(), "error", err)
+		m.log.Error("workspace failed to start", "key", e.key, "owner", e.owner, "runtime", m.rt.Name(), "err", err)
 		// Leave nothing half-started behind (the files stay), and only
 		// then report the failure: whoever waits sees a clean state.
 		stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		if serr := m.rt.Stop(stopCtx, e.key); serr != nil {
-			m.log.Error("workspace stop after failed start", "key", e.key, "error", serr)
+		if serr := m.ops.exclusive(stopCtx, e.key, func() error { return m.rt.Stop(stopCtx, e.key) }); serr != nil {
+			m.log.Error("workspace stop after failed start", "key", e.key, "err", serr)
 		}
 		cancel()
 		m.dropToken(e)
@@ -284,7 +304,13 @@ func (m *Manager) startAndWait(ctx context.Context, e *entry) error {
 		"PLAYBOOK_GATEWAY_URL":   m.cfg.GatewayURL,
 		"PLAYBOOK_GATEWAY_TOKEN": token,
 	}}
-	if err := m.rt.Start(ctx, spec); err != nil {
+	err := m.ops.exclusive(ctx, e.key, func() error {
+		m.mu.Lock()
+		e.dial = nil
+		m.mu.Unlock()
+		return m.rt.Start(ctx, spec)
+	})
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -378,10 +404,16 @@ func (m *Manager) stop(ctx context.Context, key, reason string) error {
 	}
 	if e.phase == PhaseCreating || e.phase == PhaseStarting {
 		m.mu.Unlock()
-		return errors.New("workspace: it is still starting")
+		return errStillStarting
 	}
 	m.mu.Unlock()
-	if err := m.rt.Stop(ctx, key); err != nil {
+	err := m.ops.exclusive(ctx, key, func() error {
+		m.mu.Lock()
+		e.dial = nil
+		m.mu.Unlock()
+		return m.rt.Stop(ctx, key)
+	})
+	if err != nil {
 		return err
 	}
 	m.dropToken(e)
@@ -414,8 +446,8 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 		if stray {
 			m.log.Warn("stopping stray workspace", "key", o.Key)
-			if err := m.rt.Stop(ctx, o.Key); err != nil {
-				m.log.Error("stop stray workspace", "key", o.Key, "error", err)
+			if err := m.ops.exclusive(ctx, o.Key, func() error { return m.rt.Stop(ctx, o.Key) }); err != nil {
+				m.log.Error("stop stray workspace", "key", o.Key, "err", err)
 			}
 			continue
 		}
@@ -448,7 +480,6 @@ func closedChan() chan struct{} {
 // (RunCuller) or call it from tests.
 func (m *Manager) CullIdle(ctx context.Context) {
 	now := m.cfg.Now()
-	busy := *m.busy.Load()
 	m.mu.Lock()
 	var idle []*entry
 	for _, e := range m.ws {
@@ -458,7 +489,7 @@ func (m *Manager) CullIdle(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	for _, e := range idle {
-		if busy(e.key) {
+		if m.held(e.key) {
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -469,7 +500,7 @@ func (m *Manager) CullIdle(ctx context.Context) {
 			continue
 		}
 		if err := m.stop(ctx, e.key, "idle"); err != nil {
-			m.log.Error("stop idle workspace", "key", e.key, "error", err)
+			m.log.Error("stop idle workspace", "key", e.key, "err", err)
 		}
 	}
 }

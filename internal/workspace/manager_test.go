@@ -1,7 +1,10 @@
-package workspace
+package workspace_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,75 +16,13 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/workspace"
+	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeRuntime is a test double: it records calls and becomes healthy
-// after healthyAfter Health calls (never, if negative).
-type fakeRuntime struct {
-	mu           sync.Mutex
-	starts       map[string]int
-	stops        map[string]int
-	running      map[string]Spec
-	healthCalls  map[string]int
-	healthyAfter int
-	startDelay   time.Duration
-	startErr     error
-	heartbeat    time.Time
-	listed       []Observed
-}
-
-func newFake() *fakeRuntime {
-	return &fakeRuntime{starts: map[string]int{}, stops: map[string]int{}, running: map[string]Spec{}, healthCalls: map[string]int{}}
-}
-
-func (f *fakeRuntime) Name() string { return "fake" }
-func (f *fakeRuntime) Start(ctx context.Context, s Spec) error {
-	time.Sleep(f.startDelay)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.starts[s.Key]++
-	if f.startErr != nil {
-		return f.startErr
-	}
-	f.running[s.Key] = s
-	return nil
-}
-func (f *fakeRuntime) Stop(ctx context.Context, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stops[key]++
-	delete(f.running, key)
-	return nil
-}
-func (f *fakeRuntime) Remove(ctx context.Context, key string) error { return f.Stop(ctx, key) }
-func (f *fakeRuntime) List(ctx context.Context) ([]Observed, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.listed, nil
-}
-func (f *fakeRuntime) Health(ctx context.Context, key string) (Health, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.healthCalls[key]++
-	if _, ok := f.running[key]; !ok {
-		return Health{}, errors.New("not running")
-	}
-	if f.healthyAfter < 0 || f.healthCalls[key] <= f.healthyAfter {
-		return Health{}, errors.New("not yet")
-	}
-	return Health{Status: "alive", LastHeartbeat: f.heartbeat}, nil
-}
-func (f *fakeRuntime) Dialer(ctx context.Context, key string) (DialFunc, error) {
-	return func(context.Context) (net.Conn, error) { return nil, errors.New("fake") }, nil
-}
-func (f *fakeRuntime) CopyOut(ctx context.Context, key, path string) (io.ReadCloser, error) {
-	return nil, ErrNotFound
-}
-func (f *fakeRuntime) CopyIn(ctx context.Context, key, path string, r io.Reader) error { return nil }
-func (f *fakeRuntime) Close() error                                                    { return nil }
 
 type clock struct {
 	mu  sync.Mutex
@@ -91,7 +32,7 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-func newTestManager(t *testing.T, rt Runtime, cfg Config) (*Manager, *clock) {
+func newTestManager(t *testing.T, rt workspace.Runtime, cfg workspace.Config) (*workspace.Manager, *clock) {
 	t.Helper()
 	c := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	if cfg.IdleTimeout == 0 {
@@ -105,7 +46,7 @@ func newTestManager(t *testing.T, rt Runtime, cfg Config) (*Manager, *clock) {
 	}
 	cfg.GatewayURL = "http://gateway.test"
 	cfg.Now = c.Now
-	m, err := NewManager(cfg, rt, kv.NewMemory(nil), slog.New(slog.DiscardHandler))
+	m, err := workspace.NewManager(cfg, rt, kv.NewMemory(nil), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,19 +55,19 @@ func newTestManager(t *testing.T, rt Runtime, cfg Config) (*Manager, *clock) {
 }
 
 func TestNewManagerValidates(t *testing.T) {
-	rt := newFake()
+	rt := workspacetest.New()
 	store := kv.NewMemory(nil)
 	log := slog.New(slog.DiscardHandler)
 	for name, tc := range map[string]struct {
-		cfg Config
-		rt  Runtime
+		cfg workspace.Config
+		rt  workspace.Runtime
 	}{
-		"no runtime":    {Config{IdleTimeout: time.Minute, MaxConcurrentSpawns: 1}, nil},
-		"no idle":       {Config{MaxConcurrentSpawns: 1}, rt},
-		"no max spawns": {Config{IdleTimeout: time.Minute}, rt},
+		"no runtime":    {workspace.Config{IdleTimeout: time.Minute, MaxConcurrentSpawns: 1}, nil},
+		"no idle":       {workspace.Config{MaxConcurrentSpawns: 1}, rt},
+		"no max spawns": {workspace.Config{IdleTimeout: time.Minute}, rt},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := NewManager(tc.cfg, tc.rt, store, log); err == nil {
+			if _, err := workspace.NewManager(tc.cfg, tc.rt, store, log); err == nil {
 				t.Fatal("accepted")
 			}
 		})
@@ -134,10 +75,10 @@ func TestNewManagerValidates(t *testing.T) {
 }
 
 func TestConcurrentEnsuresStartOne(t *testing.T) {
-	rt := newFake()
-	rt.healthyAfter = 2
-	rt.startDelay = 20 * time.Millisecond
-	m, _ := newTestManager(t, rt, Config{})
+	rt := workspacetest.New()
+	rt.HealthyAfter = 2
+	rt.StartDelay = 20 * time.Millisecond
+	m, _ := newTestManager(t, rt, workspace.Config{})
 	var wg sync.WaitGroup
 	var failures atomic.Int32
 	for i := 0; i < 50; i++ {
@@ -151,53 +92,54 @@ func TestConcurrentEnsuresStartOne(t *testing.T) {
 	}
 	wg.Wait()
 	st, err := m.Wait(context.Background(), "default", "alice")
-	if err != nil || st.State != PhaseReady {
+	if err != nil || st.State != workspace.PhaseReady {
 		t.Fatalf("Wait = %+v, %v", st, err)
 	}
 	if failures.Load() != 0 {
 		t.Fatalf("%d ensures failed", failures.Load())
 	}
-	if n := rt.starts[KeyFor("default", "alice")]; n != 1 {
+	if n, _ := rt.Counts(workspace.KeyFor("default", "alice")); n != 1 {
 		t.Fatalf("started %d times, want 1", n)
 	}
 	// Warm: no new start.
 	st, err = m.Ensure(context.Background(), "default", "alice")
-	if err != nil || st.State != PhaseReady || rt.starts[KeyFor("default", "alice")] != 1 {
-		t.Fatalf("warm ensure = %+v, %v (starts %d)", st, err, rt.starts[KeyFor("default", "alice")])
+	if n, _ := rt.Counts(workspace.KeyFor("default", "alice")); err != nil || st.State != workspace.PhaseReady || n != 1 {
+		t.Fatalf("warm ensure = %+v, %v (starts %d)", st, err, n)
 	}
 }
 
 func TestThreeUsersThreeWorkspaces(t *testing.T) {
-	rt := newFake()
-	m, _ := newTestManager(t, rt, Config{})
+	rt := workspacetest.New()
+	m, _ := newTestManager(t, rt, workspace.Config{})
 	for _, u := range []string{"a", "b", "c"} {
 		if _, err := m.Ensure(context.Background(), "default", u); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, u := range []string{"a", "b", "c"} {
-		if st, _ := m.Wait(context.Background(), "default", u); st.State != PhaseReady {
+		if st, _ := m.Wait(context.Background(), "default", u); st.State != workspace.PhaseReady {
 			t.Fatalf("%s: %+v", u, st)
 		}
 	}
-	if len(rt.running) != 3 {
-		t.Fatalf("running %d, want 3", len(rt.running))
+	for _, u := range []string{"a", "b", "c"} {
+		if !rt.Running(workspace.KeyFor("default", u)) {
+			t.Fatalf("%s's workspace does not run", u)
+		}
 	}
 }
 
 func TestMaxConcurrentSpawns(t *testing.T) {
-	rt := newFake()
-	rt.startDelay = 100 * time.Millisecond
-	m, _ := newTestManager(t, rt, Config{MaxConcurrentSpawns: 2})
+	rt := workspacetest.New()
+	rt.StartDelay = 100 * time.Millisecond
+	m, _ := newTestManager(t, rt, workspace.Config{MaxConcurrentSpawns: 2})
 	for _, u := range []string{"a", "b"} {
 		if _, err := m.Ensure(context.Background(), "default", u); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, err := m.Ensure(context.Background(), "default", "c")
-	var tm *TooManySpawns
-	if !errors.As(err, &tm) || tm.RetryAfter <= 0 {
-		t.Fatalf("third spawn: %v, want TooManySpawns", err)
+	if f, ok := fault.As(err); !ok || f.Kind != fault.Busy || f.Code != "too_many_spawns" || f.RetryAfter <= 0 {
+		t.Fatalf("third spawn: %v, want a Busy too_many_spawns with a RetryAfter", err)
 	}
 	// Once the starts finish, there is room again.
 	m.Wait(context.Background(), "default", "a")
@@ -209,61 +151,57 @@ func TestMaxConcurrentSpawns(t *testing.T) {
 }
 
 func TestReadinessTimeoutFailsAndCleansUp(t *testing.T) {
-	rt := newFake()
-	rt.healthyAfter = -1
-	m, _ := newTestManager(t, rt, Config{ReadyTimeout: 300 * time.Millisecond})
+	rt := workspacetest.New()
+	rt.HealthyAfter = -1
+	m, _ := newTestManager(t, rt, workspace.Config{ReadyTimeout: 300 * time.Millisecond})
 	m.Ensure(context.Background(), "default", "alice")
 	st, _ := m.Wait(context.Background(), "default", "alice")
-	if st.State != PhaseFailed || st.Error == "" {
+	if st.State != workspace.PhaseFailed || st.Error == "" {
 		t.Fatalf("status %+v, want failed with a message", st)
 	}
-	key := KeyFor("default", "alice")
-	if rt.stops[key] != 1 || len(rt.running) != 0 {
-		t.Fatalf("stops %d running %d: a half-started workspace was left", rt.stops[key], len(rt.running))
+	key := workspace.KeyFor("default", "alice")
+	if _, stops := rt.Counts(key); stops != 1 || rt.Running(key) {
+		t.Fatalf("stops %d, running %v: a half-started workspace was left", stops, rt.Running(key))
 	}
 	// The token died with it.
-	if _, err := m.Authenticate(context.Background(), rt.lastToken(key)); !errors.Is(err, ErrBadToken) {
+	if _, err := m.Authenticate(context.Background(), lastToken(rt, key)); !errors.Is(err, workspace.ErrBadToken) {
 		t.Fatalf("token of a failed workspace still valid: %v", err)
 	}
 	// A retry starts again.
-	rt.mu.Lock()
-	rt.healthyAfter = 0
-	rt.mu.Unlock()
+	rt.Lock()
+	rt.HealthyAfter = 0
+	rt.Unlock()
 	m.Ensure(context.Background(), "default", "alice")
-	if st, _ := m.Wait(context.Background(), "default", "alice"); st.State != PhaseReady {
+	if st, _ := m.Wait(context.Background(), "default", "alice"); st.State != workspace.PhaseReady {
 		t.Fatalf("retry: %+v", st)
 	}
 }
 
-func (f *fakeRuntime) lastToken(key string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k, s := range f.running {
-		if k == key {
-			return s.Env["PLAYBOOK_GATEWAY_TOKEN"]
-		}
+func lastToken(rt *workspacetest.Runtime, key string) string {
+	if s, ok := rt.Spec(key); ok {
+		return s.Env["PLAYBOOK_GATEWAY_TOKEN"]
 	}
 	return "pbw_not-running-token"
 }
 
 func TestStartErrorIsReported(t *testing.T) {
-	rt := newFake()
-	rt.startErr = errors.New("docker: image localhost/x not found; build it with make image")
-	m, _ := newTestManager(t, rt, Config{})
+	rt := workspacetest.New()
+	rt.StartErr = errors.New("docker: image localhost/x not found; build it with make image")
+	m, _ := newTestManager(t, rt, workspace.Config{})
 	m.Ensure(context.Background(), "default", "alice")
 	st, _ := m.Wait(context.Background(), "default", "alice")
-	if st.State != PhaseFailed || st.Error != rt.startErr.Error() {
+	if st.State != workspace.PhaseFailed || st.Error != rt.StartErr.Error() {
 		t.Fatalf("status %+v", st)
 	}
 }
 
 func TestTokenBoundToWorkspaceAndOwner(t *testing.T) {
-	rt := newFake()
-	m, _ := newTestManager(t, rt, Config{})
+	rt := workspacetest.New()
+	m, _ := newTestManager(t, rt, workspace.Config{})
 	m.Ensure(context.Background(), "t1", "alice")
 	m.Wait(context.Background(), "t1", "alice")
-	key := KeyFor("t1", "alice")
-	spec := rt.running[key]
+	key := workspace.KeyFor("t1", "alice")
+	spec, _ := rt.Spec(key)
 	if spec.Env["PLAYBOOK_GATEWAY_URL"] != "http://gateway.test" {
 		t.Fatalf("env %v", spec.Env)
 	}
@@ -271,56 +209,59 @@ func TestTokenBoundToWorkspaceAndOwner(t *testing.T) {
 		t.Fatalf("workspace env carries more than the gateway URL and token: %v", spec.Env)
 	}
 	info, err := m.Authenticate(context.Background(), spec.Env["PLAYBOOK_GATEWAY_TOKEN"])
-	if err != nil || info != (TokenInfo{Key: key, Owner: "alice", Tenant: "t1"}) {
+	if err != nil || info != (workspace.TokenInfo{Key: key, Owner: "alice", Tenant: "t1"}) {
 		t.Fatalf("Authenticate = %+v, %v", info, err)
 	}
-	if _, err := m.Authenticate(context.Background(), spec.Env["PLAYBOOK_GATEWAY_TOKEN"]+"x"); !errors.Is(err, ErrBadToken) {
+	if _, err := m.Authenticate(context.Background(), spec.Env["PLAYBOOK_GATEWAY_TOKEN"]+"x"); !errors.Is(err, workspace.ErrBadToken) {
 		t.Fatalf("forged token: %v", err)
 	}
 	// Stopping revokes the token; a new start mints a new one.
 	if err := m.Stop(context.Background(), "t1", "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Authenticate(context.Background(), spec.Env["PLAYBOOK_GATEWAY_TOKEN"]); !errors.Is(err, ErrBadToken) {
+	if _, err := m.Authenticate(context.Background(), spec.Env["PLAYBOOK_GATEWAY_TOKEN"]); !errors.Is(err, workspace.ErrBadToken) {
 		t.Fatalf("token after stop: %v", err)
 	}
 	m.Ensure(context.Background(), "t1", "alice")
 	m.Wait(context.Background(), "t1", "alice")
-	if rt.running[key].Env["PLAYBOOK_GATEWAY_TOKEN"] == spec.Env["PLAYBOOK_GATEWAY_TOKEN"] {
+	if lastToken(rt, key) == spec.Env["PLAYBOOK_GATEWAY_TOKEN"] {
 		t.Fatal("a restarted workspace got the same token")
 	}
 }
 
 func TestIdleCull(t *testing.T) {
-	rt := newFake()
-	m, c := newTestManager(t, rt, Config{IdleTimeout: 30 * time.Minute})
+	rt := workspacetest.New()
+	m, c := newTestManager(t, rt, workspace.Config{IdleTimeout: 30 * time.Minute})
 	for _, u := range []string{"idle", "busy", "active", "heartbeat"} {
 		m.Ensure(context.Background(), "default", u)
 		m.Wait(context.Background(), "default", u)
 	}
-	busyKey := KeyFor("default", "busy")
-	m.SetBusy(func(k string) bool { return k == busyKey })
+	// A live edit session holds "busy"'s workspace; a hold given back
+	// counts no more.
+	release := m.Hold(workspace.KeyFor("default", "busy"))
+	defer release()
+	m.Hold(workspace.KeyFor("default", "idle"))()
 	c.Add(20 * time.Minute)
-	m.Touch(KeyFor("default", "active"))
+	m.Touch(workspace.KeyFor("default", "active"))
 	c.Add(11 * time.Minute)
 	// The heartbeat user's code-server saw a workbench 5 minutes ago.
-	rt.mu.Lock()
-	rt.heartbeat = c.Now().Add(-5 * time.Minute)
-	rt.mu.Unlock()
+	rt.Lock()
+	rt.Heartbeat = c.Now().Add(-5 * time.Minute)
+	rt.Unlock()
 	m.CullIdle(context.Background())
 	// The fake's heartbeat applies to every workspace: none is stopped.
 	for _, u := range []string{"idle", "busy", "active", "heartbeat"} {
-		if st, _ := m.Status("default", u); st.State != PhaseReady {
+		if st, _ := m.Status("default", u); st.State != workspace.PhaseReady {
 			t.Fatalf("%s stopped despite a recent heartbeat", u)
 		}
 	}
-	rt.mu.Lock()
-	rt.heartbeat = time.Time{}
-	rt.mu.Unlock()
+	rt.Lock()
+	rt.Heartbeat = time.Time{}
+	rt.Unlock()
 	c.Add(31 * time.Minute)
-	m.Touch(KeyFor("default", "active"))
+	m.Touch(workspace.KeyFor("default", "active"))
 	m.CullIdle(context.Background())
-	want := map[string]Phase{"idle": PhaseStopped, "busy": PhaseReady, "active": PhaseReady, "heartbeat": PhaseStopped}
+	want := map[string]workspace.Phase{"idle": workspace.PhaseStopped, "busy": workspace.PhaseReady, "active": workspace.PhaseReady, "heartbeat": workspace.PhaseStopped}
 	for u, ph := range want {
 		st, _ := m.Status("default", u)
 		if st.State != ph {
@@ -329,35 +270,32 @@ func TestIdleCull(t *testing.T) {
 	}
 	// A stopped workspace starts again on the next ensure.
 	m.Ensure(context.Background(), "default", "idle")
-	if st, _ := m.Wait(context.Background(), "default", "idle"); st.State != PhaseReady {
+	if st, _ := m.Wait(context.Background(), "default", "idle"); st.State != workspace.PhaseReady {
 		t.Fatalf("restart: %+v", st)
 	}
 }
 
 func TestReconcile(t *testing.T) {
-	rt := newFake()
-	alice := KeyFor("default", "alice")
-	rt.running[alice] = Spec{Key: alice}
-	rt.running["0000000000000bad"] = Spec{Key: "0000000000000bad"}
-	rt.running[KeyFor("default", "dead")] = Spec{}
-	rt.healthyAfter = 0
-	rt.listed = []Observed{
-		{Key: alice, Owner: "alice", Tenant: "default", TokenHash: tokenHash("pbw_alice-old-token"), Running: true},
+	rt := workspacetest.New()
+	alice := workspace.KeyFor("default", "alice")
+	rt.HealthyAfter = 0
+	rt.Listed = []workspace.Observed{
+		{Key: alice, Owner: "alice", Tenant: "default", TokenHash: hashOf("pbw_alice-old-token"), Running: true},
 		{Key: "0000000000000bad", Owner: "mallory", Tenant: "default", Running: true}, // key does not match owner
-		{Key: KeyFor("default", "bob"), Owner: "bob", Tenant: "default", Running: false},
+		{Key: workspace.KeyFor("default", "bob"), Owner: "bob", Tenant: "default", Running: false},
 	}
-	m, _ := newTestManager(t, rt, Config{})
+	m, _ := newTestManager(t, rt, workspace.Config{})
 	if err := m.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	st, err := m.Status("default", "alice")
-	if err != nil || st.State != PhaseReady {
+	if err != nil || st.State != workspace.PhaseReady {
 		t.Fatalf("alice not adopted: %+v %v", st, err)
 	}
-	if rt.stops["0000000000000bad"] != 1 {
+	if _, stops := rt.Counts("0000000000000bad"); stops != 1 {
 		t.Fatal("stray not stopped")
 	}
-	if _, err := m.Status("default", "bob"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Status("default", "bob"); !errors.Is(err, workspace.ErrNotFound) {
 		t.Fatal("a stopped workspace was adopted as live")
 	}
 	if info, err := m.Authenticate(context.Background(), "pbw_alice-old-token"); err != nil || info.Owner != "alice" {
@@ -365,7 +303,78 @@ func TestReconcile(t *testing.T) {
 	}
 	// Ensure reuses the adopted workspace.
 	m.Ensure(context.Background(), "default", "alice")
-	if rt.starts[alice] != 0 {
+	if starts, _ := rt.Counts(alice); starts != 0 {
 		t.Fatal("adopted workspace started again")
+	}
+}
+
+func hashOf(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// A copy under way holds off a stop of the same workspace until the copy
+// is closed: the runtime never sees the two race.
+func TestCopyHoldsOffStop(t *testing.T) {
+	rt := workspacetest.New()
+	m, _ := newTestManager(t, rt, workspace.Config{})
+	m.Ensure(context.Background(), "default", "alice")
+	m.Wait(context.Background(), "default", "alice")
+	key := workspace.KeyFor("default", "alice")
+	rt.WriteFile(key, "pb/playbook.py", []byte("def run(alert, ctx):\n    return {}\n"))
+	rc, err := m.CopyOut(context.Background(), key, "pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Stop(context.Background(), "default", "alice") }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a copy was open", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, stops := rt.Counts(key); stops != 0 {
+		t.Fatal("the runtime was told to stop during the copy")
+	}
+	// A copy that asks while the stop waits queues behind it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := m.CopyIn(ctx, key, "pb", bytes.NewReader(nil)); err == nil {
+		t.Error("a copy overtook a waiting stop")
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	rc.Close() // closing twice gives back one share only
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if _, stops := rt.Counts(key); stops != 1 {
+		t.Fatalf("stops = %d, want 1", stops)
+	}
+}
+
+// Dial reaches the workspace through the runtime's dialer.
+func TestDialAndProjectPath(t *testing.T) {
+	rt := workspacetest.New()
+	a, b := net.Pipe()
+	defer b.Close()
+	rt.DialFunc = func(context.Context) (net.Conn, error) { return a, nil }
+	rt.Root = "/srv/ws/project"
+	m, _ := newTestManager(t, rt, workspace.Config{})
+	m.Ensure(context.Background(), "default", "alice")
+	m.Wait(context.Background(), "default", "alice")
+	key := workspace.KeyFor("default", "alice")
+	c, err := m.Dial(context.Background(), key)
+	if err != nil || c != a {
+		t.Fatalf("Dial = %v, %v", c, err)
+	}
+	c.Close()
+	if rt.Dials() != 1 {
+		t.Errorf("%d dials", rt.Dials())
+	}
+	if p := m.ProjectPath(key); p != "/srv/ws/project" {
+		t.Errorf("ProjectPath = %q", p)
 	}
 }

@@ -7,10 +7,11 @@ package workspace
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/fault"
 )
 
 // Spec is what a runtime needs to start one user's workspace.
@@ -76,12 +77,17 @@ type Runtime interface {
 	// CopyIn extracts a tar archive into the folder at path (relative to
 	// the project folder), creating it if needed.
 	CopyIn(ctx context.Context, key, path string, archive io.Reader) error
+	// ProjectPath is the project folder of the workspace key as its
+	// code-server sees it: playbook folders are created below it, and the
+	// workbench opens them by this path.
+	ProjectPath(key string) string
 	// Close releases the runtime's own resources; workspaces keep running.
 	Close() error
 }
 
-// ErrNotFound means the runtime has no workspace under that key.
-var ErrNotFound = errors.New("workspace: not found")
+// ErrNotFound means there is no workspace under that key (or, from
+// CopyOut and CopyIn, no such folder in it).
+var ErrNotFound = fault.New(fault.NotFound, "no_workspace", "You have no workspace yet; it starts when you open a playbook.")
 
 // ProjectDir is where the workspace's files live inside the workspace:
 // playbook folders are created below it.

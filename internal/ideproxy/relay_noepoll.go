@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !(linux && (amd64 || arm64))
 
 package ideproxy
 
@@ -7,7 +7,8 @@ import (
 	"net"
 )
 
-// Elsewhere than on Linux, WebSockets are relayed by goroutines.
+// Elsewhere than on Linux (amd64, arm64), WebSockets are relayed by
+// goroutines.
 
 var errNoRelay = errors.New("ideproxy: no event-loop relay on this system")
 

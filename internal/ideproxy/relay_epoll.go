@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package ideproxy
 
@@ -7,20 +7,24 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
+	"time"
 )
 
-// The WebSocket relay: a few event loops, each an epoll instance over the
-// raw non-blocking sockets of its tunnels, level-triggered. A readable
-// socket is read once into the loop's buffer and written to its peer; only
-// when that write would block does the rest wait in a buffer of the
-// tunnel's own, with EPOLLOUT on the peer and EPOLLIN off on the reader
-// until it drains. An idle tunnel holds two file descriptors and a small
-// struct: no goroutines, no buffers.
+// The WebSocket relay: a few event loops (one per P), each an epoll
+// instance over the raw non-blocking sockets of its tunnels,
+// level-triggered. A readable socket is read once into the loop's buffer
+// and written to its peer; only when that write would block does the rest
+// wait in a buffer of the tunnel's own, with EPOLLOUT on the peer and
+// EPOLLIN off on the reader until it drains. An idle tunnel holds two file
+// descriptors and a small struct: no goroutines, no buffers.
+//
+// A loop is a goroutine that collects its events with a non-blocking
+// epoll_wait and, when there are none, parks in Go's own poller on the
+// epoll descriptor (which is pollable): no thread sits in a blocking
+// system call, which would make the scheduler take its P away.
 //
 // The sockets are duplicates of the net.Conns' descriptors, which are
 // closed (that takes them out of Go's poller); the loop alone closes the
@@ -32,12 +36,10 @@ var errNoRelay = errors.New("ideproxy: connection without a raw socket")
 
 var errRelayClosed = errors.New("ideproxy: relay closed")
 
-// relayLoops is how many event loops the relay runs.
+// relayLoops is how many event loops the relay runs: one per P, as
+// nginx runs a worker per core.
 func relayLoops() int {
-	if v, err := strconv.Atoi(relayLoopsX); err == nil && v > 0 { // EXPERIMENT
-		return v
-	}
-	return max(runtime.GOMAXPROCS(0)-1, 1)
+	return min(runtime.GOMAXPROCS(0), 16)
 }
 
 const relayBufSize = 64 << 10
@@ -122,8 +124,8 @@ func (r *relay) close() {
 	}
 }
 
-// dupConn duplicates c's socket descriptor (close-on-exec; it shares the
-// original's non-blocking mode).
+// dupConn duplicates c's socket descriptor, close-on-exec and
+// non-blocking.
 func dupConn(c net.Conn) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -136,13 +138,18 @@ func dupConn(c net.Conn) (int, error) {
 	fd := -1
 	var derr error
 	if err := rc.Control(func(s uintptr) {
-		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
-		if e != 0 {
-			derr = e
-			return
+		// As package os does: no exec may inherit the duplicate between
+		// dup(2) and setting close-on-exec.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		fd, derr = syscall.Dup(int(s))
+		if derr == nil {
+			syscall.CloseOnExec(fd)
 		}
-		fd = int(r)
 	}); err != nil {
+		if derr == nil && fd >= 0 {
+			_ = syscall.Close(fd)
+		}
 		return -1, err
 	}
 	if derr != nil {
@@ -218,13 +225,15 @@ type loopCmd struct {
 }
 
 type loop struct {
-	epfd, evfd int
-	file       *os.File
-	done       chan struct{}
+	epfd         int
+	wakeR, wakeW int             // a pipe: a byte in it wakes the loop
+	file         *os.File        // the epoll descriptor, in Go's poller
+	rc           syscall.RawConn // to wait on it
+	done         chan struct{}
 
 	mu       sync.Mutex
 	cmds     []loopCmd
-	woken    bool // evfd was written since the loop last took cmds
+	woken    bool // the pipe was written since the loop last took cmds
 	stopping bool
 
 	// The loop goroutine's own.
@@ -236,26 +245,41 @@ type loop struct {
 	events []syscall.EpollEvent
 }
 
-const wakeData = -1 // the event data of the eventfd
+const wakeData = -1 // the event data of the wake pipe
 
 func newLoop() (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if e != 0 {
-		_ = syscall.Close(epfd)
-		return nil, e
-	}
-	evfd := int(r)
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeData}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		_ = syscall.Close(evfd)
+	var wake [2]int
+	if err := syscall.Pipe2(wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
 		_ = syscall.Close(epfd)
 		return nil, err
 	}
-	l := &loop{epfd: epfd, evfd: evfd, done: make(chan struct{}),
+	fail := func(err error) (*loop, error) {
+		_ = syscall.Close(wake[0])
+		_ = syscall.Close(wake[1])
+		_ = syscall.Close(epfd)
+		return nil, err
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeData}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake[0], &ev); err != nil {
+		return fail(err)
+	}
+	// Go's poller watches the epoll descriptor for the loop.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return fail(err)
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = syscall.Close(wake[0])
+		_ = syscall.Close(wake[1])
+		_ = f.Close()
+		return nil, err
+	}
+	l := &loop{epfd: epfd, wakeR: wake[0], wakeW: wake[1], file: f, rc: rc, done: make(chan struct{}),
 		buf: make([]byte, relayBufSize), events: make([]syscall.EpollEvent, 256)}
 	go l.run()
 	return l, nil
@@ -282,73 +306,32 @@ func (l *loop) stop() {
 	}
 }
 
-// wakeLocked writes the eventfd, under l.mu: the loop closes it under
-// l.mu too, once stopping, so this never writes to a reused number.
+// wakeLocked writes a byte to the wake pipe, under l.mu: the loop closes
+// the pipe under l.mu too, once stopping, so this never writes to a
+// reused number. At most one byte is in the pipe at a time.
 func (l *loop) wakeLocked() {
 	if l.woken {
 		return
 	}
 	l.woken = true
-	one := uint64(1)
-	_, _, _ = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.evfd), uintptr(unsafe.Pointer(&one)), 8)
+	_, _ = syscall.Write(l.wakeW, []byte{1})
 }
-
-// EXPERIMENT knobs, set with -ldflags -X.
-var relayMode, relayLoopsX string
-
-var relaySlice string // EXPERIMENT: custom EEVDF slice in µs for the loop thread
 
 func (l *loop) run() {
 	defer close(l.done)
-	if us, err := strconv.Atoi(relaySlice); err == nil && us > 0 {
-		runtime.LockOSThread()
-		attr := [14]uint32{0: 56} // struct sched_attr, SCHED_NORMAL, nice 0
-		rt := uint64(us) * 1000
-		attr[6], attr[7] = uint32(rt), uint32(rt>>32) // sched_runtime at offset 24
-		_, _, e := syscall.RawSyscall(314, 0, uintptr(unsafe.Pointer(&attr[0])), 0)
-		if e != 0 {
-			println("sched_setattr:", e.Error())
-		}
-	}
-	var wait func() (int, error)
-	if relayMode == "poll" {
-		// Wait in Go's poller: the epoll descriptor is itself pollable.
-		_ = syscall.SetNonblock(l.epfd, true)
-		f := os.NewFile(uintptr(l.epfd), "epoll")
-		rc, err := f.SyscallConn()
-		if err != nil {
-			panic(err)
-		}
-		l.file = f
-		wait = func() (int, error) {
-			var n int
-			var werr error
-			err := rc.Read(func(fd uintptr) bool {
-				r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-				if e != 0 {
-					if e == syscall.EINTR {
-						return false
-					}
-					werr = e
-					return true
-				}
-				n = int(r)
-				return n > 0
-			})
-			if err != nil {
-				return 0, err
-			}
-			return n, werr
-		}
-	} else {
-		wait = func() (int, error) { return syscall.EpollWait(l.epfd, l.events, -1) }
-	}
+	yielded, iterations := time.Now(), 0
 	for {
-		n, err := wait()
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
+		// A busy loop does not park for a long time: it yields now and
+		// then, so that the scheduler need not preempt it (a signal every
+		// 10 ms) and other goroutines get their turn.
+		if iterations++; iterations&63 == 0 {
+			if now := time.Now(); now.Sub(yielded) > 2*time.Millisecond {
+				runtime.Gosched()
+				yielded = now
 			}
+		}
+		n, err := l.wait()
+		if err != nil {
 			l.shutdown()
 			return
 		}
@@ -374,10 +357,31 @@ func (l *loop) run() {
 	}
 }
 
+// wait returns the next events, parking in Go's poller while there are
+// none.
+func (l *loop) wait() (int, error) {
+	var n int
+	var werr error
+	err := l.rc.Read(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.EpollWait(int(fd), l.events, 0)
+			if werr != syscall.EINTR {
+				break
+			}
+		}
+		// No events: park until the epoll descriptor becomes readable.
+		return werr != nil || n > 0
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
+}
+
 // commands runs the queued commands; true when the loop must stop.
 func (l *loop) commands() bool {
 	var b [8]byte
-	_, _, _ = syscall.RawSyscall(syscall.SYS_READ, uintptr(l.evfd), uintptr(unsafe.Pointer(&b[0])), 8)
+	_, _ = syscall.Read(l.wakeR, b[:])
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = l.spare[:0]
@@ -419,12 +423,9 @@ func (l *loop) shutdown() {
 		}
 	}
 	l.mu.Lock()
-	_ = syscall.Close(l.evfd)
-	if l.file != nil {
-		_ = l.file.Close()
-	} else {
-		_ = syscall.Close(l.epfd)
-	}
+	_ = syscall.Close(l.wakeR)
+	_ = syscall.Close(l.wakeW)
+	_ = l.file.Close()
 	l.mu.Unlock()
 }
 
@@ -502,7 +503,7 @@ func (l *loop) pump(t *relayTunnel, side int, ev uint32) {
 	}
 	n, err := rawRead(src.fd, l.buf)
 	if n <= 0 {
-		if n == 0 || err != syscall.EAGAIN && err != syscall.EINTR {
+		if n == 0 || !retryable(err) {
 			l.closeTunnel(t) // end of stream or error: the tunnel ends
 		}
 		return
@@ -511,7 +512,7 @@ func (l *loop) pump(t *relayTunnel, side int, ev uint32) {
 	if m == n {
 		return
 	}
-	if err != 0 && err != syscall.EAGAIN && err != syscall.EINTR {
+	if err != nil && !retryable(err) {
 		l.closeTunnel(t)
 		return
 	}
@@ -526,7 +527,7 @@ func (l *loop) flush(t *relayTunnel, side int) {
 		m, err := rawWrite(e.fd, e.pending)
 		e.pending = e.pending[m:]
 		if len(e.pending) > 0 {
-			if err != 0 && err != syscall.EAGAIN && err != syscall.EINTR {
+			if err != nil && !retryable(err) {
 				l.closeTunnel(t)
 			}
 			return
@@ -560,22 +561,25 @@ func (l *loop) update(t *relayTunnel) {
 	}
 }
 
-// rawRead and rawWrite never block (the sockets are non-blocking), so
-// they skip the scheduler's syscall bookkeeping. The writes use send(2)
-// with MSG_NOSIGNAL.
-func rawRead(fd int, b []byte) (int, syscall.Errno) {
-	r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return -1, e
+// rawRead and rawWrite never block (the sockets are non-blocking). The
+// writes use sendmsg(2) with MSG_NOSIGNAL: a peer gone away is an EPIPE
+// error, not a signal.
+func rawRead(fd int, b []byte) (int, error) {
+	n, err := syscall.Read(fd, b)
+	if err != nil {
+		return -1, err
 	}
-	return int(r), 0
+	return n, nil
 }
 
-func rawWrite(fd int, b []byte) (int, syscall.Errno) {
-	r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return 0, e
+func rawWrite(fd int, b []byte) (int, error) {
+	n, err := syscall.SendmsgN(fd, b, nil, nil, syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT)
+	if err != nil {
+		return 0, err
 	}
-	return int(r), 0
+	return n, nil
 }
+
+// retryable: the socket would block, or a signal came first; epoll
+// reports it again.
+func retryable(err error) bool { return err == syscall.EAGAIN || err == syscall.EINTR }

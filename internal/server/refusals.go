@@ -1,0 +1,66 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/fault"
+)
+
+// statusOf is the one place where a domain refusal's kind becomes an HTTP
+// status: domain packages know kinds, never statuses.
+func statusOf(k fault.Kind) int {
+	switch k {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.Rejected:
+		return http.StatusUnprocessableEntity
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.Gone:
+		return http.StatusGone
+	case fault.Busy:
+		return http.StatusTooManyRequests
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.Forbidden:
+		return http.StatusForbidden
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.NotImplemented:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}
+
+// refusal answers the domain refusal in err's chain in the API's shape:
+// its code and message, its details as fields beside the error, and
+// Retry-After for Busy; the cause goes only to the log. Any other error is
+// handed to otherwise (nil: passed on as it is, a 500).
+func refusal(c echo.Context, err error, otherwise func(error) error) error {
+	f, ok := fault.As(err)
+	if !ok || f.Kind == 0 {
+		if otherwise != nil {
+			return otherwise(err)
+		}
+		return err
+	}
+	he := apierror.New(statusOf(f.Kind), f.Code, f.Message)
+	if f.Cause != nil {
+		he.SetInternal(f.Cause)
+	}
+	if len(f.Details) > 0 {
+		body := apierror.FromHTTPError(he)
+		body.Extra = f.Details
+		he.Message = body
+	}
+	if f.Kind == fault.Busy && f.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	return he
+}
