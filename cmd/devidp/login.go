@@ -105,7 +105,7 @@ func (h *loginHandler) render(w http.ResponseWriter, status int, p loginPage) {
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := h.tmpl.Execute(w, p); err != nil {
-		h.log.Error("render login page", "error", err)
+		h.log.Error("render login page", "err", err)
 	}
 }
 

@@ -1,5 +1,9 @@
-// Command gateway is Playbook Studio's gateway: the portal, sign-in, the
-// API and (later) the IDE proxy, in one process.
+// Command gateway is Playbook Studio's gateway in one process: the portal
+// and its API, OpenID sign-in, edit sessions, the workspaces (local
+// processes or containers), the IDE origin's authenticated HTTP and
+// WebSocket proxy, the model endpoint and the playbook records. main only
+// calls run, which builds every part in dependency order from the
+// configuration and serves until its context ends.
 package main
 
 import (

@@ -484,7 +484,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			e.mu.Lock()
 			e.causes = append(e.causes, he.Internal.Error())
 			e.mu.Unlock()
-			attrs = append(attrs, "cause", he.Internal.Error())
+			attrs = append(attrs, "err", he.Internal.Error())
 		}
 		log.InfoContext(c.Request().Context(), "request refused", attrs...)
 		_ = c.JSON(he.Code, map[string]any{"error": map[string]string{"code": body.Code, "message": body.Message}})

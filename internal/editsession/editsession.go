@@ -1,7 +1,9 @@
-// Package editsession is where edit locks, workspaces and playbook records
-// meet: starting a session takes the user's and the playbook's locks,
-// ensures the user's workspace, and mints the single-use ticket that opens
-// the IDE; the session then lives while it has activity (proxied traffic,
+// Package editsession owns edit sessions, where edit locks, workspaces and
+// playbook records meet: starting a session takes the user's and the
+// playbook's locks, ensures the user's workspace, makes the playbook's
+// folder there (seeded with the saved version), and mints the single-use
+// ticket that opens the IDE; saving collects and validates the folder into
+// a new version. A session lives while it has activity (proxied traffic,
 // an open IDE, portal heartbeats) and ends when closed, taken over,
 // terminated by an administrator, or left without activity for its TTL.
 package editsession

@@ -210,7 +210,7 @@ func (g *Gateway) Complete(ctx context.Context, c Caller, body []byte, w http.Re
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, err := g.counter.Add(cctx, c.Tenant, g.Day(), u.PromptTokens+u.CompletionTokens); err != nil {
-		g.log.Error("count LLM tokens", "tenant", c.Tenant, "error", err)
+		g.log.Error("count LLM tokens", "tenant", c.Tenant, "err", err)
 	}
 	g.onCall(cctx, c, g.cfg.Model, u)
 	return nil

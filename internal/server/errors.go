@@ -31,7 +31,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		attrs := []any{"request_id", requestID(c), "status", he.Code, "code", body.Code, "path", c.Request().URL.Path}
 		if he.Internal != nil {
-			attrs = append(attrs, "cause", he.Internal.Error())
+			attrs = append(attrs, "err", he.Internal.Error())
 		}
 		log.Log(c.Request().Context(), level, "request refused", attrs...)
 

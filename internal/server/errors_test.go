@@ -38,7 +38,7 @@ func TestErrorHandlerJSON(t *testing.T) {
 		t.Error("the cause reached the client")
 	}
 	l := logs.find(t, "request refused", map[string]any{"request_id": "rid-1"})
-	if l["cause"] != "private cause" || l["code"] != "user_has_session" || l["status"] != float64(409) || l["level"] != "INFO" {
+	if l["err"] != "private cause" || l["code"] != "user_has_session" || l["status"] != float64(409) || l["level"] != "INFO" {
 		t.Errorf("log = %v", l)
 	}
 

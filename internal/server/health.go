@@ -41,7 +41,7 @@ func handleReadyz(log *slog.Logger, checks []readinessCheck) echo.HandlerFunc {
 		for range checks {
 			r := <-results
 			if r.err != nil {
-				log.Warn("not ready", "dependency", r.name, "error", r.err)
+				log.Warn("not ready", "dependency", r.name, "err", r.err)
 				status[r.name] = "unavailable"
 				failing = append(failing, r.name)
 			} else {

@@ -1,6 +1,7 @@
-// Package server wires the gateway's HTTP surface with Echo. It is the only
-// package that knows routes (routes.go lists them all); each middleware
-// lives in a file of its own.
+// Package server owns the gateway's HTTP surface, wired with Echo. It is
+// the only package that knows routes (routes.go lists them all) and the
+// only one that turns domain refusals into HTTP statuses (refusals.go);
+// each middleware lives in a file of its own.
 package server
 
 import (

@@ -1,8 +1,10 @@
-// Package workspace gives each user one code-server workspace: started on
-// demand, reused while it lives, stopped when idle, found again after a
-// gateway restart. A Runtime does the starting and stopping (a local
-// process, a Docker container, later a Kubernetes pod); the Manager decides
-// when.
+// Package workspace owns the users' code-server workspaces: one per user,
+// started on demand, reused while it lives, stopped when idle (never while
+// an edit session holds it), found again after a gateway restart. A
+// Runtime does the starting and stopping (a local process, a Docker
+// container, later a Kubernetes pod); the Manager decides when, and every
+// operation on a workspace — start, stop, dial, copying files in and out —
+// goes through the Manager, one lifecycle change at a time per workspace.
 package workspace
 
 import (
