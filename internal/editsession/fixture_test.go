@@ -149,6 +149,7 @@ type opts struct {
 	spawns     int
 	rt         *workspacetest.Runtime
 	catalog    *catalog
+	records    *editsession.Records
 }
 
 type fixture struct {
@@ -254,7 +255,7 @@ func newFixture(t *testing.T, o opts) *fixture {
 		Now:        f.clock.Now,
 		LiveGauge:  f.gauge,
 		RenewEvery: o.renewEvery,
-	}, editsession.Deps{Locks: f.locks, Workspaces: f.mgr, Store: store, Audit: f.audit, Log: discard(), Catalog: catalogOf(o)})
+	}, editsession.Deps{Locks: f.locks, Workspaces: f.mgr, Store: store, Audit: f.audit, Log: discard(), Catalog: catalogOf(o), Records: o.records})
 	if err != nil {
 		t.Fatal(err)
 	}
