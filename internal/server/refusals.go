@@ -10,30 +10,25 @@ import (
 	"github.com/playbookstudio/gateway/internal/fault"
 )
 
-// statusOf is the one place where a domain refusal's kind becomes an HTTP
+// statuses is the one place where a domain refusal's kind becomes an HTTP
 // status: domain packages know kinds, never statuses.
+var statuses = map[fault.Kind]int{
+	fault.Invalid:        http.StatusBadRequest,
+	fault.Rejected:       http.StatusUnprocessableEntity,
+	fault.NotFound:       http.StatusNotFound,
+	fault.Conflict:       http.StatusConflict,
+	fault.Gone:           http.StatusGone,
+	fault.Busy:           http.StatusTooManyRequests,
+	fault.Unavailable:    http.StatusServiceUnavailable,
+	fault.Forbidden:      http.StatusForbidden,
+	fault.TooLarge:       http.StatusRequestEntityTooLarge,
+	fault.NotImplemented: http.StatusNotImplemented,
+}
+
+// statusOf is a kind's status; an unknown kind is a 500.
 func statusOf(k fault.Kind) int {
-	switch k {
-	case fault.Invalid:
-		return http.StatusBadRequest
-	case fault.Rejected:
-		return http.StatusUnprocessableEntity
-	case fault.NotFound:
-		return http.StatusNotFound
-	case fault.Conflict:
-		return http.StatusConflict
-	case fault.Gone:
-		return http.StatusGone
-	case fault.Busy:
-		return http.StatusTooManyRequests
-	case fault.Unavailable:
-		return http.StatusServiceUnavailable
-	case fault.Forbidden:
-		return http.StatusForbidden
-	case fault.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case fault.NotImplemented:
-		return http.StatusNotImplemented
+	if s, ok := statuses[k]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }

@@ -198,9 +198,7 @@ func TestStartErrorIsReported(t *testing.T) {
 func TestTokenBoundToWorkspaceAndOwner(t *testing.T) {
 	rt := workspacetest.New()
 	m, _ := newTestManager(t, rt, workspace.Config{})
-	m.Ensure(context.Background(), "t1", "alice")
-	m.Wait(context.Background(), "t1", "alice")
-	key := workspace.KeyFor("t1", "alice")
+	key := readyWorkspace(t, m, "t1", "alice")
 	spec, _ := rt.Spec(key)
 	if spec.Env["PLAYBOOK_GATEWAY_URL"] != "http://gateway.test" {
 		t.Fatalf("env %v", spec.Env)
@@ -318,9 +316,7 @@ func hashOf(token string) string {
 func TestCopyHoldsOffStop(t *testing.T) {
 	rt := workspacetest.New()
 	m, _ := newTestManager(t, rt, workspace.Config{})
-	m.Ensure(context.Background(), "default", "alice")
-	m.Wait(context.Background(), "default", "alice")
-	key := workspace.KeyFor("default", "alice")
+	key := readyWorkspace(t, m, "default", "alice")
 	rt.WriteFile(key, "pb/playbook.py", []byte("def run(alert, ctx):\n    return {}\n"))
 	rc, err := m.CopyOut(context.Background(), key, "pb")
 	if err != nil {
@@ -363,9 +359,7 @@ func TestDialAndProjectPath(t *testing.T) {
 	rt.DialFunc = func(context.Context) (net.Conn, error) { return a, nil }
 	rt.Root = "/srv/ws/project"
 	m, _ := newTestManager(t, rt, workspace.Config{})
-	m.Ensure(context.Background(), "default", "alice")
-	m.Wait(context.Background(), "default", "alice")
-	key := workspace.KeyFor("default", "alice")
+	key := readyWorkspace(t, m, "default", "alice")
 	c, err := m.Dial(context.Background(), key)
 	if err != nil || c != a {
 		t.Fatalf("Dial = %v, %v", c, err)
@@ -377,4 +371,16 @@ func TestDialAndProjectPath(t *testing.T) {
 	if p := m.ProjectPath(key); p != "/srv/ws/project" {
 		t.Errorf("ProjectPath = %q", p)
 	}
+}
+
+// readyWorkspace starts user's workspace, waits for it and returns its key.
+func readyWorkspace(t *testing.T, m *workspace.Manager, tenant, user string) string {
+	t.Helper()
+	if _, err := m.Ensure(context.Background(), tenant, user); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.Wait(context.Background(), tenant, user); err != nil || st.State != workspace.PhaseReady {
+		t.Fatalf("workspace of %s: %+v, %v", user, st, err)
+	}
+	return workspace.KeyFor(tenant, user)
 }
