@@ -15,11 +15,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/playbookstudio/gateway/internal/testsvc"
 	"go.uber.org/goleak"
 	"golang.org/x/oauth2"
 )
@@ -33,23 +33,8 @@ const (
 	testClientSecret  = "dev-secret"
 )
 
-// syncBuffer collects the provider's logs; run writes from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from many goroutines.
+type syncBuffer = testsvc.Buffer
 
 type testIDP struct {
 	issuer string

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,24 +33,8 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// syncBuffer is the gateway's stdout: written by its handlers, read by
-// the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from many goroutines.
+type syncBuffer = testsvc.Buffer
 
 // gateway is one run() in a goroutine.
 type gateway struct {
