@@ -80,6 +80,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	workspaces, err := newWorkspaces(ctx, cfg, getenv, store, log)
+	if err != nil {
+		return err
+	}
+	defer workspaces.Close()
+	records, err := newRecords(cfg)
+	if err != nil {
+		return err
+	}
+	defer records.Store.Close()
+	sessions, err := editsession.New(editsession.Config{
+		TTL:       cfg.EditSessionTTL,
+		IDEURL:    cfg.IDEHost.URL,
+		LiveGauge: m.LiveSessions,
+	}, editsession.Deps{Locks: locks, Workspaces: workspaces, Store: store, Audit: auditLog, Log: log, Records: records})
+	if err != nil {
+		return err
+	}
+	defer sessions.Close()
 	authn, err := auth.New(auth.Options{
 		Issuer:       cfg.OIDCIssuer,
 		ClientID:     cfg.OIDCClientID,
@@ -102,29 +121,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				_ = auditLog.Record(ctx, audit.Event{Tenant: id.Tenant, Actor: id.Name + " (" + id.ID + ")", Action: "sign_in", Target: id.ID})
 			}
 		},
+		// Signing out ends the user's edit session, and with it what their
+		// workspace's token may do.
+		OnSignOut: func(ctx context.Context, id auth.Identity) {
+			if err := sessions.EndOfUser(ctx, editsession.Identity{ID: id.ID, Name: id.Name, Tenant: id.Tenant}, "signed out"); err != nil {
+				log.Error("end the edit session at sign-out", "user", id.ID, "err", err)
+			}
+		},
 	}, store, log)
 	if err != nil {
 		return err
 	}
-	workspaces, err := newWorkspaces(ctx, cfg, getenv, store, log)
-	if err != nil {
-		return err
-	}
-	defer workspaces.Close()
-	records, err := newRecords(cfg)
-	if err != nil {
-		return err
-	}
-	defer records.Store.Close()
-	sessions, err := editsession.New(editsession.Config{
-		TTL:       cfg.EditSessionTTL,
-		IDEURL:    cfg.IDEHost.URL,
-		LiveGauge: m.LiveSessions,
-	}, editsession.Deps{Locks: locks, Workspaces: workspaces, Store: store, Audit: auditLog, Log: log, Records: records})
-	if err != nil {
-		return err
-	}
-	defer sessions.Close()
 	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite}, sessions, workspaces, store, log)
 	if err != nil {
 		return err

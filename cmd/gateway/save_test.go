@@ -292,6 +292,51 @@ func TestSaveWithRealWorkspace(t *testing.T) {
 	if seen["playbook.save"] != 3 || seen["playbook.activate"] != 1 {
 		t.Errorf("audit: %v", seen)
 	}
+
+	// The workspace's token is worth something only while its owner's
+	// edit session lives: after closing, an administrator's terminate, or
+	// signing out, the very same token is refused.
+	usage := func() int {
+		req, _ := http.NewRequest(http.MethodGet, g.base+"/api/llm/usage", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := usage(); code != http.StatusOK {
+		t.Fatalf("usage with a live session: %d", code)
+	}
+	alice.api(t, g, am.CSRFToken, http.MethodDelete, "/api/edit-sessions/"+s3.ID, nil, nil)
+	if code := usage(); code != http.StatusUnauthorized {
+		t.Fatalf("usage after the session was closed: %d, want 401", code)
+	}
+	alice.api(t, g, am.CSRFToken, http.MethodPost, "/api/edit-sessions", map[string]any{"playbookId": pid}, &s2)
+	waitReady(t, alice, g, am.CSRFToken, s2.ID)
+	if code := usage(); code != http.StatusOK {
+		t.Fatalf("usage with a new session on the same workspace: %d", code)
+	}
+	if code := alice.api(t, g, am.CSRFToken, http.MethodDelete, "/api/admin/sessions/"+s2.ID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("terminate: %d", code)
+	}
+	if code := usage(); code != http.StatusUnauthorized {
+		t.Fatalf("usage after an administrator's terminate: %d, want 401", code)
+	}
+	alice.api(t, g, am.CSRFToken, http.MethodPost, "/api/edit-sessions", map[string]any{"playbookId": pid}, &s2)
+	waitReady(t, alice, g, am.CSRFToken, s2.ID)
+	if code := usage(); code != http.StatusOK {
+		t.Fatalf("usage with a third session: %d", code)
+	}
+	resp, _ = alice.do(t, alice.noFollow(), http.MethodPost, g.base+"/auth/logout", nil,
+		map[string]string{"Origin": g.base, "X-CSRF-Token": am.CSRFToken})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if code := usage(); code != http.StatusUnauthorized {
+		t.Fatalf("usage after signing out: %d, want 401", code)
+	}
 	_ = io.Discard
 }
 

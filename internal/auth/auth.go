@@ -49,6 +49,9 @@ type Options struct {
 	Now        func() time.Time
 	// OnSignIn is told of every finished sign-in attempt (metrics, audit).
 	OnSignIn func(ctx context.Context, id *Identity, reason string)
+	// OnSignOut is told of every sign-out (the user's edit session ends
+	// with it).
+	OnSignOut func(ctx context.Context, id Identity)
 }
 
 // Auth is the sign-in service.
@@ -118,6 +121,9 @@ func New(opts Options, store kv.Store, log *slog.Logger) (*Auth, error) {
 	}
 	if opts.OnSignIn == nil {
 		opts.OnSignIn = func(context.Context, *Identity, string) {}
+	}
+	if opts.OnSignOut == nil {
+		opts.OnSignOut = func(context.Context, Identity) {}
 	}
 	sealer, err := NewSealer(opts.Secret, opts.Now)
 	if err != nil {
@@ -422,6 +428,7 @@ func (a *Auth) Logout(c echo.Context) error {
 			}
 		}
 		a.log.InfoContext(r.Context(), "signed out", "user", s.Identity.ID)
+		a.opts.OnSignOut(r.Context(), s.Identity)
 	}
 	c.SetCookie(a.cookie(a.SessionCookieName(), "", "/", -1, http.SameSiteLaxMode))
 	c.Response().Header().Set("Cache-Control", "no-store")

@@ -506,6 +506,40 @@ func (s *Service) Current(ctx context.Context, who Identity) (*Session, error) {
 	return s.describe(ctx, h), nil
 }
 
+// ForWorkspace is the live session a workspace's token may act for: its
+// owner's current edit session, served by that very workspace. Without
+// one the token is worth nothing (ErrNotFound): it lives and dies with the
+// session, not with the workspace.
+func (s *Service) ForWorkspace(ctx context.Context, tenant, owner, workspaceKey string) (*Session, error) {
+	sess, err := s.Current(ctx, Identity{ID: owner, Tenant: tenant})
+	if err != nil {
+		return nil, err
+	}
+	if sess.WorkspaceKey != workspaceKey {
+		return nil, ErrNotFound
+	}
+	return sess, nil
+}
+
+// EndOfUser ends who's live edit session, if any, for reason (signing out
+// of the portal ends editing, and with it what the workspace token may do).
+func (s *Service) EndOfUser(ctx context.Context, who Identity, reason string) error {
+	h, err := s.locks.UserHolder(ctx, who.Tenant, who.ID)
+	if errors.Is(err, editlock.ErrNotHeld) {
+		return nil
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := s.locks.Release(ctx, h); err != nil && !errors.Is(err, editlock.ErrLost) {
+		return unavailable(err)
+	}
+	_ = s.store.Delete(ctx, recordPrefix+h.SessionID)
+	s.end(h.SessionID, reason)
+	s.record(ctx, who, "session.end", h.SessionID, map[string]string{"reason": reason})
+	return nil
+}
+
 // EndedReason tells why a session of this gateway ended recently ("" if
 // it did not, or not here).
 func (s *Service) EndedReason(id string) string {

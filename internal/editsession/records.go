@@ -111,7 +111,8 @@ func (s *Service) Save(ctx context.Context, who Identity, id string) (*Saved, er
 	if err != nil {
 		return nil, err
 	}
-	l.lastActivity.Store(s.cfg.Now().UnixNano())
+	// No activity is recorded here: a save may come from the workspace
+	// (an agent in a loop), which must not keep a session alive.
 	s.record(ctx, Identity{ID: who.ID, Name: l.holder.UserName, Tenant: who.Tenant}, "playbook.save", p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(v.Number), "session": id})
 	return &Saved{Playbook: p, Version: v, Skipped: bundle.Skipped}, nil
 }

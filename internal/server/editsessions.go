@@ -96,17 +96,10 @@ func handleSessionEnd(s *editsession.Service) echo.HandlerFunc {
 }
 
 // handleWorkspaceSession tells the agent extension which edit session its
-// workspace serves.
-func handleWorkspaceSession(s *editsession.Service) echo.HandlerFunc {
+// workspace serves (the token's middleware found it).
+func handleWorkspaceSession() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok := workspaceTokenOf(c)
-		sess, err := s.Current(c.Request().Context(), editsession.Identity{ID: tok.Owner, Tenant: tok.Tenant})
-		if errors.Is(err, editsession.ErrNotFound) || (err == nil && sess.WorkspaceKey != tok.Key) {
-			return apierror.New(http.StatusNotFound, "no_session", "There is no live edit session for this workspace. Open a playbook from the portal.")
-		}
-		if err != nil {
-			return sessionError(c, err)
-		}
+		sess := workspaceSessionOf(c)
 		return c.JSON(http.StatusOK, map[string]any{"id": sess.ID, "playbookId": sess.PlaybookID, "name": sess.Name, "folder": sess.Folder})
 	}
 }

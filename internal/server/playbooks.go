@@ -178,6 +178,9 @@ func handlePlaybookDelete(store playbook.Store, sessions *editsession.Service) e
 // the workspace's extension (its token, bound to the owner).
 func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := tokenMaySession(c, c.Param("id")); err != nil {
+			return err
+		}
 		saved, err := s.Save(c.Request().Context(), callerOf(c), c.Param("id"))
 		if err != nil {
 			return sessionError(c, err)
@@ -190,6 +193,9 @@ func handleSessionSave(s *editsession.Service) echo.HandlerFunc {
 // validate tool and the portal.
 func handleSessionValidate(s *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := tokenMaySession(c, c.Param("id")); err != nil {
+			return err
+		}
 		report, err := s.Validate(c.Request().Context(), callerOf(c), c.Param("id"))
 		if err != nil {
 			return sessionError(c, err)

@@ -31,6 +31,9 @@ func (s *Server) portalRoutes(d Deps) {
 	signedIn := append(session, requireAPISession)
 	admin := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAdmin))
 	author := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAuthor))
+	// Calls from inside a workspace carry its token, worth something only
+	// while its owner's edit session lives.
+	wsToken := workspaceToken(d.Workspaces, d.Sessions)
 
 	e.GET("/healthz", handleHealthz())
 	e.HEAD("/healthz", handleHealthz())
@@ -53,14 +56,15 @@ func (s *Server) portalRoutes(d Deps) {
 	e.POST("/api/workspace", handleWorkspaceEnsure(d.Workspaces), signedIn...)
 	e.DELETE("/api/workspace", handleWorkspaceStop(d.Workspaces), signedIn...)
 	e.GET("/api/admin/workspaces", handleAdminWorkspaces(d.Workspaces), admin...)
+	e.DELETE("/api/admin/workspaces/:id", handleAdminWorkspaceStop(d.Workspaces, d.Sessions), admin...)
 
 	e.POST("/api/edit-sessions", handleSessionStart(d.Sessions), author...)
 	e.GET("/api/edit-sessions/current", handleSessionCurrent(d.Sessions), signedIn...)
 	e.GET("/api/edit-sessions/:id", handleSessionGet(d.Sessions), signedIn...)
 	e.DELETE("/api/edit-sessions/:id", handleSessionEnd(d.Sessions), signedIn...)
 	e.POST("/api/edit-sessions/:id/heartbeat", handleSessionHeartbeat(d.Sessions), signedIn...)
-	e.POST("/api/edit-sessions/:id/save", handleSessionSave(d.Sessions), sessionOrWorkspaceToken(d.Workspaces, author))
-	e.POST("/api/edit-sessions/:id/validate", handleSessionValidate(d.Sessions), sessionOrWorkspaceToken(d.Workspaces, author))
+	e.POST("/api/edit-sessions/:id/save", handleSessionSave(d.Sessions), sessionOrWorkspaceToken(wsToken, author))
+	e.POST("/api/edit-sessions/:id/validate", handleSessionValidate(d.Sessions), sessionOrWorkspaceToken(wsToken, author))
 
 	e.GET("/api/playbooks", handlePlaybookList(d.Playbooks), signedIn...)
 	e.GET("/api/playbooks/:id", handlePlaybookGet(d.Playbooks, d.Sessions), signedIn...)
@@ -75,12 +79,12 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/api/admin/audit", handleAdminAudit(d.Audit), admin...)
 
 	// Called from inside a workspace, with its token (the agent extension).
-	e.GET("/api/workspace/session", handleWorkspaceSession(d.Sessions), workspaceToken(d.Workspaces))
+	e.GET("/api/workspace/session", handleWorkspaceSession(), wsToken)
 	// The model endpoint, for the agent extension only (its workspace's
 	// token: the provider key never leaves the gateway).
-	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Config.LLMDailyTokenBudget), workspaceToken(d.Workspaces))
-	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(d.Workspaces, signedIn))
-	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(d.Workspaces, signedIn))
+	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Config.LLMDailyTokenBudget), wsToken)
+	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(wsToken, signedIn))
+	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(wsToken, signedIn))
 
 	// The outer portals the postMessage API talks to (public).
 	e.GET("/api/embed-config", handleEmbedConfig(d.Config.AllowedFrameAncestors))

@@ -4,15 +4,12 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
 // sessionOrWorkspaceToken accepts either caller of a route both the portal
 // and the agent extension use (save): a bearer token means the workspace,
 // anything else goes through the portal session's checks (CSRF included).
-func sessionOrWorkspaceToken(m *workspace.Manager, signedIn []echo.MiddlewareFunc) echo.MiddlewareFunc {
-	byToken := workspaceToken(m)
+func sessionOrWorkspaceToken(byToken echo.MiddlewareFunc, signedIn []echo.MiddlewareFunc) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		viaToken := byToken(next)
 		viaSession := next

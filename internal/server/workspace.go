@@ -1,11 +1,13 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -58,8 +60,10 @@ func handleWorkspaceStop(m *workspace.Manager) echo.HandlerFunc {
 	}
 }
 
-// adminWorkspace is one row of the administrators' workspace list.
+// adminWorkspace is one row of the administrators' workspace list; id is
+// what DELETE /api/admin/workspaces/{id} takes.
 type adminWorkspace struct {
+	ID     string `json:"id"`
 	User   string `json:"user"`
 	Tenant string `json:"tenant"`
 	workspace.Status
@@ -71,9 +75,41 @@ func handleAdminWorkspaces(m *workspace.Manager) echo.HandlerFunc {
 		out := []adminWorkspace{}
 		for _, st := range m.List() {
 			if st.Tenant == tenant {
-				out = append(out, adminWorkspace{User: st.Owner, Tenant: st.Tenant, Status: st})
+				out = append(out, adminWorkspace{ID: st.Key, User: st.Owner, Tenant: st.Tenant, Status: st})
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"workspaces": out})
+	}
+}
+
+// handleAdminWorkspaceStop is an administrator stopping a workspace of
+// their tenant: the edit sessions it serves are terminated first (their
+// IDE connections cut, their tokens worthless), then it stops; its files
+// stay. Audited.
+func handleAdminWorkspaceStop(m *workspace.Manager, sessions *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		admin := whoOf(sessionOf(c).Identity)
+		ctx := c.Request().Context()
+		key := c.Param("id")
+		st, err := m.StatusOf(key)
+		if err != nil || st.Tenant != admin.Tenant {
+			return apierror.New(http.StatusNotFound, "no_workspace", "There is no such workspace in your organisation.")
+		}
+		live, err := sessions.List(ctx, admin.Tenant)
+		if err != nil {
+			return sessionError(c, err)
+		}
+		for _, s := range live {
+			if s.WorkspaceKey == key {
+				if err := sessions.Terminate(ctx, admin, s.ID); err != nil && !errors.Is(err, editsession.ErrNotFound) {
+					return sessionError(c, err)
+				}
+			}
+		}
+		if err := m.StopKey(ctx, key, "stopped by an administrator"); err != nil {
+			return workspaceError(c, err)
+		}
+		sessions.RecordAudit(ctx, admin, "workspace.stop", key, map[string]string{"user": st.Owner})
+		return c.NoContent(http.StatusNoContent)
 	}
 }

@@ -55,6 +55,10 @@ var errStillStarting = fault.New(fault.Conflict, "workspace_busy", "Your workspa
 // Config tunes the Manager.
 type Config struct {
 	IdleTimeout         time.Duration // stop after this long without activity
+	// TokenTTL bounds a workspace token's record (default 12 h); it is
+	// renewed while a live edit session holds the workspace. The token is
+	// honoured only while such a session lives anyway (package server).
+	TokenTTL time.Duration
 	MaxConcurrentSpawns int
 	ReadyTimeout        time.Duration // from Start to a healthy code-server
 	// GatewayURL is the gateway as workspaces reach it
@@ -96,9 +100,9 @@ type entry struct {
 // Token records are what a workspace's PLAYBOOK_GATEWAY_TOKEN stands for.
 const tokenPrefix = "ws-token:"
 
-// tokenTTL bounds a token's life even if a stop is missed; a restart mints
-// a new one anyway.
-const tokenTTL = 7 * 24 * time.Hour
+// defaultTokenTTL bounds a token's record even if a stop is missed; a
+// restart mints a new one anyway.
+const defaultTokenTTL = 12 * time.Hour
 
 // TokenInfo is what a valid workspace token proves.
 type TokenInfo struct {
@@ -123,6 +127,9 @@ func NewManager(cfg Config, rt Runtime, store kv.Store, log *slog.Logger) (*Mana
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = defaultTokenTTL
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{rt: rt, store: store, log: log, cfg: cfg, spawn: make(chan struct{}, cfg.MaxConcurrentSpawns),
@@ -225,6 +232,17 @@ func (m *Manager) Status(tenant, owner string) (Status, error) {
 	return m.statusLocked(e), nil
 }
 
+// StatusOf reports the workspace key, or ErrNotFound.
+func (m *Manager) StatusOf(key string) (Status, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.ws[key]
+	if e == nil {
+		return Status{}, ErrNotFound
+	}
+	return m.statusLocked(e), nil
+}
+
 // List reports every workspace the manager knows.
 func (m *Manager) List() []Status {
 	m.mu.Lock()
@@ -294,7 +312,7 @@ func (m *Manager) startAndWait(ctx context.Context, e *entry) error {
 	token, hash := newToken()
 	info, _ := json.Marshal(TokenInfo{Key: e.key, Owner: e.owner, Tenant: e.tenant})
 	m.dropToken(e)
-	if err := m.store.Set(ctx, tokenPrefix+hash, info, tokenTTL); err != nil {
+	if err := m.store.Set(ctx, tokenPrefix+hash, info, m.cfg.TokenTTL); err != nil {
 		return fmt.Errorf("store the workspace token: %w", err)
 	}
 	m.mu.Lock()
@@ -392,7 +410,19 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (TokenInfo, er
 
 // Stop stops the user's workspace unless it has a live edit session.
 func (m *Manager) Stop(ctx context.Context, tenant, owner string) error {
-	return m.stop(ctx, KeyFor(tenant, owner), "requested")
+	key := KeyFor(tenant, owner)
+	if m.held(key) {
+		return errInUse
+	}
+	return m.stop(ctx, key, "requested")
+}
+
+// errInUse refuses to stop a workspace a live edit session holds.
+var errInUse = fault.New(fault.Conflict, "workspace_busy", "Your workspace serves an open editor; close the editor first.")
+
+// StopKey stops the workspace key for reason (an administrator's).
+func (m *Manager) StopKey(ctx context.Context, key, reason string) error {
+	return m.stop(ctx, key, reason)
 }
 
 func (m *Manager) stop(ctx context.Context, key, reason string) error {
@@ -456,7 +486,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		e.touch(m.cfg.Now())
 		if o.TokenHash != "" {
 			info, _ := json.Marshal(TokenInfo{Key: o.Key, Owner: o.Owner, Tenant: o.Tenant})
-			if err := m.store.Set(ctx, tokenPrefix+o.TokenHash, info, tokenTTL); err != nil {
+			if err := m.store.Set(ctx, tokenPrefix+o.TokenHash, info, m.cfg.TokenTTL); err != nil {
 				return fmt.Errorf("workspace: reconcile: %w", err)
 			}
 		}
@@ -505,7 +535,29 @@ func (m *Manager) CullIdle(ctx context.Context) {
 	}
 }
 
-// RunCuller calls CullIdle every interval until Close.
+// RenewTokens renews the token records of the workspaces that live edit
+// sessions hold; the others' records run out on their own.
+func (m *Manager) RenewTokens(ctx context.Context) {
+	m.mu.Lock()
+	var renew []*entry
+	for key, n := range m.holds {
+		if e := m.ws[key]; n > 0 && e != nil && e.phase == PhaseReady && e.tokenHash != "" {
+			renew = append(renew, e)
+		}
+	}
+	m.mu.Unlock()
+	for _, e := range renew {
+		m.mu.Lock()
+		hash := e.tokenHash
+		m.mu.Unlock()
+		info, _ := json.Marshal(TokenInfo{Key: e.key, Owner: e.owner, Tenant: e.tenant})
+		if err := m.store.Set(ctx, tokenPrefix+hash, info, m.cfg.TokenTTL); err != nil {
+			m.log.Error("renew a workspace token", "key", e.key, "err", err)
+		}
+	}
+}
+
+// RunCuller calls CullIdle and RenewTokens every interval until Close.
 func (m *Manager) RunCuller(interval time.Duration) {
 	m.wg.Add(1)
 	go func() {
@@ -518,6 +570,7 @@ func (m *Manager) RunCuller(interval time.Duration) {
 				return
 			case <-t.C:
 				m.CullIdle(m.ctx)
+				m.RenewTokens(m.ctx)
 			}
 		}
 	}()

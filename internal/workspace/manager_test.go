@@ -384,3 +384,48 @@ func readyWorkspace(t *testing.T, m *workspace.Manager, tenant, user string) str
 	}
 	return workspace.KeyFor(tenant, user)
 }
+
+// A workspace token's record runs out after TokenTTL unless a live edit
+// session holds the workspace; adoption after a restart does not give it
+// days more.
+func TestTokenRecordLivesOnlyWhileHeld(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	rt := workspacetest.New()
+	store := kv.NewMemory(c.Now)
+	m, err := workspace.NewManager(workspace.Config{IdleTimeout: 24 * time.Hour, MaxConcurrentSpawns: 2, TokenTTL: time.Hour, Now: c.Now}, rt, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	key := readyWorkspace(t, m, "t1", "alice")
+	token := lastToken(rt, key)
+	release := m.Hold(key)
+	for range 3 { // three hours, renewed every 50 minutes
+		c.Add(50 * time.Minute)
+		m.RenewTokens(context.Background())
+	}
+	if _, err := m.Authenticate(context.Background(), token); err != nil {
+		t.Fatalf("a held workspace's token ran out: %v", err)
+	}
+	release()
+	c.Add(50 * time.Minute)
+	m.RenewTokens(context.Background())
+	c.Add(11 * time.Minute)
+	if _, err := m.Authenticate(context.Background(), token); !errors.Is(err, workspace.ErrBadToken) {
+		t.Fatalf("an unheld workspace's token outlived TokenTTL: %v", err)
+	}
+
+	// Stopping is refused while held, and allowed to an administrator's
+	// StopKey (which terminates the sessions first).
+	release = m.Hold(key)
+	if err := m.Stop(context.Background(), "t1", "alice"); fault.CodeOf(err) != "workspace_busy" {
+		t.Fatalf("Stop of a held workspace: %v", err)
+	}
+	release()
+	if err := m.StopKey(context.Background(), key, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.StatusOf(key); st.State != workspace.PhaseStopped {
+		t.Fatalf("after StopKey: %+v", st)
+	}
+}
