@@ -3,12 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: run test setup build vet fmt-check unit extension-test image e2e fuzz bench clean
+.PHONY: run test setup build vet fmt-check unit extension-test web-test image e2e fuzz bench clean
 
 run: build ## start the dev provider and the gateway on http://localhost:8080
 	@scripts/run-local.sh
 
-test: setup build fmt-check vet extension-test image unit e2e ## everything CI runs
+test: setup build fmt-check vet extension-test web-test image unit e2e ## everything CI runs
 
 setup:
 	@scripts/setup.sh test
@@ -34,6 +34,10 @@ unit:
 extension-test:
 	@scripts/build-extension.sh
 	@cd extensions/playbook-agent && npm test --silent
+
+web-test:
+	@scripts/build-web.sh
+	@cd web && npm run check --silent && npm test --silent
 
 # The workspace image, built offline from Debian packages (images/).
 image:

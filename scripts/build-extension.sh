@@ -29,10 +29,12 @@ if [ ! -f "$stamp" ] || ! cmp -s "$ext/package-lock.json" "$stamp"; then
 	cp "$ext/package-lock.json" "$stamp"
 fi
 
-# Everything that goes into the .vsix or decides how it is built.
+# Everything that goes into the .vsix or decides how it is built, with the
+# Markdown renderer the extension shares with the portal (web/src/markdown.js).
 inputs_hash() {
 	find "$ext/src" "$ext/media" "$ext/package.json" "$ext/package-lock.json" "$ext/tsconfig.json" \
 		"$ext/tsconfig.webview.json" "$ext/.vscodeignore" "$ext/README.md" "$ext/LICENSE" scripts/build-extension.sh \
+		web/src/markdown.js \
 		-type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 want=$(inputs_hash)

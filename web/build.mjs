@@ -1,5 +1,7 @@
-// Bundles mermaid (and everything it imports) into one ES module under
-// static/assets/vendor/, which the gateway embeds. Run by scripts/build-web.sh.
+// Bundles the portal's two ES modules under static/assets/vendor/, which
+// the gateway embeds: mermaid (and everything it imports), and the Markdown
+// renderer (src/markdown.js with markdown-it; the agent extension bundles
+// the same file). Run by scripts/build-web.sh.
 import { build } from 'esbuild';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,16 +25,26 @@ const here = dirname(fileURLToPath(import.meta.url));
 const outdir = join(here, 'static', 'assets', 'vendor');
 mkdirSync(outdir, { recursive: true });
 
-await build({
-  entryPoints: { mermaid: join(here, 'src', 'mermaid-entry.js') },
+/** @type {import('esbuild').BuildOptions} */
+const common = {
   outdir,
   bundle: true,
   format: 'esm',
-  splitting: false, // one file: dynamic imports of diagram types are inlined
   minify: true,
   target: ['es2022'],
   legalComments: 'eof',
   logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  entryPoints: { markdown: join(here, 'src', 'markdown.js') },
+});
+
+await build({
+  ...common,
+  entryPoints: { mermaid: join(here, 'src', 'mermaid-entry.js') },
+  splitting: false, // one file: dynamic imports of diagram types are inlined
   plugins: [noElk],
   define: { 'process.env.NODE_ENV': '"production"' },
 });

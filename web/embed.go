@@ -1,7 +1,8 @@
 // Package web holds the portal (HTML, CSS, JS modules and images) that the
 // gateway serves. The files are embedded at build time. static/assets/vendor
-// holds the bundled mermaid, built by scripts/build-web.sh (make build) and
-// not committed; without it the portal works and shows diagrams as source.
+// holds the bundled mermaid and Markdown renderer (web/src), built by
+// scripts/build-web.sh (make build) and not committed; without them the
+// portal works and shows documentation and diagrams as plain source.
 package web
 
 import (

@@ -327,6 +327,16 @@ test('an administrator terminates alice\'s session and her IDE view says it ende
     assert.equal(await alice.getByTestId('ide-frame').count(), 0, 'her IDE is gone');
     await shot(alice, '12-session-ended.png');
     await alice.close();
+
+    // Then the administrator stops alice's workspace (its files stay).
+    const ws = page.locator('[data-testid="workspace-row"][data-user="Alice Anders"]');
+    await ws.getByTestId('stop-workspace').click();
+    await page.getByTestId('confirm-dialog').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#confirm-text').textContent(), /files in it are kept/);
+    await page.getByTestId('confirm-ok').click();
+    await ws.locator('[data-phase="stopped"]').waitFor();
+    await page.getByTestId('audit-table').locator('code', { hasText: 'workspace.stop' }).first().waitFor();
+    assert.deepEqual(unexpected(errors), [], 'no console errors on the portal');
   } catch (err) {
     await failing(t, page, 'terminate', err);
   }

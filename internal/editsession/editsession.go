@@ -384,6 +384,7 @@ func (s *Service) open(ctx context.Context, who Identity, id string, rec record,
 		_ = s.locks.Release(context.Background(), h)
 		return nil, st, err
 	}
+	s.ws.NameOwner(who.Tenant, who.ID, who.Name)
 	raw, _ := json.Marshal(rec)
 	if err := s.store.Set(ctx, recordPrefix+id, raw, s.cfg.TTL); err != nil {
 		_ = s.locks.Release(context.Background(), h)

@@ -41,6 +41,7 @@ func handleWorkspaceEnsure(m *workspace.Manager) echo.HandlerFunc {
 		if err != nil {
 			return workspaceError(c, err)
 		}
+		m.NameOwner(id.Tenant, id.ID, id.Name)
 		code := http.StatusAccepted
 		if st.State == workspace.PhaseReady {
 			code = http.StatusOK
@@ -63,9 +64,10 @@ func handleWorkspaceStop(m *workspace.Manager) echo.HandlerFunc {
 // adminWorkspace is one row of the administrators' workspace list; id is
 // what DELETE /api/admin/workspaces/{id} takes.
 type adminWorkspace struct {
-	ID     string `json:"id"`
-	User   string `json:"user"`
-	Tenant string `json:"tenant"`
+	ID       string `json:"id"`
+	User     string `json:"user"`
+	UserName string `json:"userName,omitempty"`
+	Tenant   string `json:"tenant"`
 	workspace.Status
 }
 
@@ -75,7 +77,7 @@ func handleAdminWorkspaces(m *workspace.Manager) echo.HandlerFunc {
 		out := []adminWorkspace{}
 		for _, st := range m.List() {
 			if st.Tenant == tenant {
-				out = append(out, adminWorkspace{ID: st.Key, User: st.Owner, Tenant: st.Tenant, Status: st})
+				out = append(out, adminWorkspace{ID: st.Key, User: st.Owner, UserName: st.OwnerName, Tenant: st.Tenant, Status: st})
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"workspaces": out})

@@ -33,6 +33,7 @@ const (
 type Status struct {
 	Key            string    `json:"-"`
 	Owner          string    `json:"-"`
+	OwnerName      string    `json:"-"` // for administrators' lists
 	Tenant         string    `json:"-"`
 	Runtime        string    `json:"runtime"`
 	State          Phase     `json:"state"`
@@ -88,6 +89,7 @@ type Manager struct {
 
 type entry struct {
 	key, owner, tenant string
+	ownerName          string // display name, when known
 	phase              Phase
 	err                error
 	startedAt, readyAt time.Time
@@ -232,6 +234,16 @@ func (m *Manager) Status(tenant, owner string) (Status, error) {
 	return m.statusLocked(e), nil
 }
 
+// NameOwner records the display name of a workspace's owner (who opened
+// it last), for administrators' lists; ids alone are opaque there.
+func (m *Manager) NameOwner(tenant, owner, name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.ws[KeyFor(tenant, owner)]; e != nil && name != "" {
+		e.ownerName = name
+	}
+}
+
 // StatusOf reports the workspace key, or ErrNotFound.
 func (m *Manager) StatusOf(key string) (Status, error) {
 	m.mu.Lock()
@@ -255,7 +267,7 @@ func (m *Manager) List() []Status {
 }
 
 func (m *Manager) statusLocked(e *entry) Status {
-	st := Status{Key: e.key, Owner: e.owner, Tenant: e.tenant, Runtime: m.rt.Name(), State: e.phase,
+	st := Status{Key: e.key, Owner: e.owner, OwnerName: e.ownerName, Tenant: e.tenant, Runtime: m.rt.Name(), State: e.phase,
 		StartedAt: e.startedAt, ReadyAt: e.readyAt, LastActivityAt: time.Unix(0, e.lastActivity.Load()).UTC()}
 	if e.err != nil {
 		st.Error = e.err.Error()

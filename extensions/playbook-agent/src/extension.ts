@@ -1,12 +1,14 @@
 // Playbook Studio Agent: wiring only. The Save command lives in saveCommand.ts,
 // the gateway client in gateway.ts, the chat view in chatView.ts (the agent
-// itself in agent/), the Markdown preview's mermaid support in markdown/.
+// itself in agent/), the Markdown preview's mermaid drawing in markdown/;
+// the Markdown dialect is the portal's (web/src/markdown.js).
+import type { MarkdownIt } from 'markdown-it';
 import * as vscode from 'vscode';
+import { playbookMarkdown } from '../../../web/src/markdown.js';
 import { ChatViewProvider, VIEW_ID } from './chatView';
-import { mermaidPlugin, MarkdownItLike } from './markdown/mermaidPlugin';
 import { SAVE_COMMAND, SaveCommand } from './saveCommand';
 
-export function activate(context: vscode.ExtensionContext): { extendMarkdownIt<T extends MarkdownItLike>(md: T): T } {
+export function activate(context: vscode.ExtensionContext): { extendMarkdownIt(md: MarkdownIt): MarkdownIt } {
   const item = vscode.window.createStatusBarItem('playbookAgent.save', vscode.StatusBarAlignment.Left, 10_000);
   item.name = 'Playbook Studio: Save playbook';
   const diagnostics = vscode.languages.createDiagnosticCollection('playbook-studio');
@@ -28,8 +30,10 @@ export function activate(context: vscode.ExtensionContext): { extendMarkdownIt<T
   if (process.env.PLAYBOOK_GATEWAY_URL && vscode.workspace.getConfiguration('playbookAgent').get<boolean>('openOnStartup', true)) {
     void vscode.commands.executeCommand(`${VIEW_ID}.focus`).then(undefined, () => undefined);
   }
-  // VS Code's Markdown preview calls this for extensions contributing markdown.markdownItPlugins.
-  return { extendMarkdownIt: (md) => mermaidPlugin(md) };
+  // VS Code's Markdown preview calls this for extensions contributing
+  // markdown.markdownItPlugins: the preview speaks the portal's dialect (no
+  // raw HTML, allowed links only, ```mermaid drawn by dist/mermaid.js).
+  return { extendMarkdownIt: (md) => playbookMarkdown(md) };
 }
 
 export function deactivate(): void {

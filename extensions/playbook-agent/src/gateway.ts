@@ -1,5 +1,6 @@
 // A small client for the gateway routes the workspace's bearer token may call.
 // No vscode import here: it runs (and is tested) in plain Node.
+import { networkReason } from './agent/network';
 
 export interface EditSession {
   id: string;
@@ -240,16 +241,6 @@ export class GatewayClient {
 
 function duration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
-}
-
-function networkReason(err: unknown): string {
-  // undici reports "fetch failed" with the real reason (ECONNREFUSED, ENOTFOUND, …) as its cause.
-  const cause = err instanceof Error ? (err as Error & { cause?: unknown }).cause : undefined;
-  if (cause instanceof Error) {
-    const code = (cause as Error & { code?: unknown }).code;
-    return typeof code === 'string' && code ? code : cause.message;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
 
 function parseProblems(raw: unknown[]): Problem[] {

@@ -1,6 +1,9 @@
+// @ts-check
 // Playbook Studio portal: boot, header and routing. Plain ES modules, no
 // framework. All user-supplied text is written with textContent; never use
-// innerHTML with data.
+// innerHTML with data. The one exception is Markdown (a playbook's README):
+// the shared renderer escapes raw HTML and allows only safe links, and
+// markdown-view.js parses its output in an inert document.
 
 import { $, api, ApiError, el, hasRole, PRODUCT, setNavigator, state } from './core.js';
 import { framed, initEmbed, send } from './embed.js';
@@ -12,6 +15,7 @@ import { hideSessions, initSessions, showSessions } from './sessions.js';
 export { api, ApiError, csrfToken } from './core.js';
 
 // Routes: [pattern, view]. "/" is an alias of "/playbooks".
+/** @type {[RegExp, string][]} */
 const ROUTES = [
   [/^\/$/, 'playbooks'],
   [/^\/playbooks$/, 'playbooks'],
@@ -78,7 +82,7 @@ function renderHeader(me) {
   }
   roles.hidden = list.length === 0;
 
-  $('csrf-token').value = state.csrfToken;
+  $('csrf-token', HTMLInputElement).value = state.csrfToken;
   $('tab-sessions').hidden = !hasRole('admin');
 
   $('account').hidden = false;
@@ -112,12 +116,17 @@ function match(pathname) {
   return { view: 'notfound', params: {} };
 }
 
+/** The page's views: <section class="view" data-view=…>. */
+function views() {
+  return /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('.view'));
+}
+
 function setView(view) {
-  for (const section of document.querySelectorAll('.view')) {
+  for (const section of views()) {
     section.hidden = section.dataset.view !== view;
   }
   const tab = TAB_OF[view];
-  for (const t of document.querySelectorAll('.tab')) {
+  for (const t of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('.tab'))) {
     if (t.dataset.tab === tab) t.setAttribute('aria-current', 'page');
     else t.removeAttribute('aria-current');
   }
@@ -140,7 +149,7 @@ function render({ focus = false } = {}) {
   else if (view === 'sessions') showSessions();
 
   if (focus) {
-    const h1 = document.querySelector(`[data-view="${view}"] h1`);
+    const h1 = /** @type {HTMLElement | null} */ (document.querySelector(`[data-view="${view}"] h1`));
     if (h1) h1.focus({ preventScroll: true });
     window.scrollTo(0, 0);
   }
@@ -176,7 +185,7 @@ let signinWatch = 0;
 
 function showFramedSignIn() {
   $('loading').hidden = true;
-  for (const section of document.querySelectorAll('.view')) section.hidden = section.dataset.view !== 'signin';
+  for (const section of views()) section.hidden = section.dataset.view !== 'signin';
   document.title = `Sign in · ${PRODUCT}`;
   send('auth.required');
   $('h-signin').focus({ preventScroll: true });
@@ -214,7 +223,7 @@ async function redeemAndReload(code) {
 function startPopupSignIn() {
   const back = location.pathname + location.search;
   const popup = window.open('/auth/login?return_to=' + encodeURIComponent('/auth/popup-done'), 'pbs-signin', 'popup,width=520,height=720');
-  $('signin-newtab').href = back;
+  $('signin-newtab', HTMLAnchorElement).href = back;
   if (!popup) {
     $('signin-blocked').hidden = false;
     return;
@@ -296,7 +305,7 @@ async function loadMe() {
       return; // keep "Loading…" while the browser leaves
     }
     showLoading(false);
-    showError(err && err.message ? String(err.message) : 'Unknown error.');
+    showError(err instanceof Error && err.message ? err.message : 'Unknown error.');
     return;
   }
   state.me = me;

@@ -1,3 +1,4 @@
+// @ts-check
 // Shared by the portal's modules: the signed-in user, the API helper, DOM
 // and time helpers. All user-supplied text is written with textContent;
 // nothing here uses innerHTML.
@@ -62,7 +63,7 @@ export async function api(path, opts = {}) {
   try {
     res = await fetch(path, { ...opts, method, headers, body, credentials: 'same-origin' });
   } catch (err) {
-    if (err && err.name === 'AbortError') throw err;
+    if ((err instanceof Error || err instanceof DOMException) && err.name === 'AbortError') throw err;
     throw new ApiError(0, 'network_error', 'Could not reach the server. Check your connection and try again.');
   }
 
@@ -108,7 +109,20 @@ export function messageOf(err) {
 // ---------------------------------------------------------------------------
 // DOM
 
-export const $ = (id) => document.getElementById(id);
+/**
+ * The element with this id (null when there is none). Given its class
+ * (HTMLInputElement, HTMLDialogElement, …) it is typed as one, and an
+ * element of another kind is an error.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {string} id
+ * @param {{ new (): T; prototype: T }} [type]
+ * @returns {T}
+ */
+export function $(id, type) {
+  const node = document.getElementById(id);
+  if (type && node && !(node instanceof type)) throw new TypeError(`#${id} is not a ${type.name}`);
+  return /** @type {T} */ (node);
+}
 
 /** el('td', 'cls', 'text') or el('a', {class, href, ...attrs}, child, child…). */
 export function el(tag, attrs, ...children) {
@@ -130,6 +144,15 @@ export function el(tag, attrs, ...children) {
     node.append(c instanceof Node ? c : String(c));
   }
   return node;
+}
+
+/**
+ * The <section class="view"> of a view, by its data-view name.
+ * @param {string} name
+ * @returns {HTMLElement}
+ */
+export function viewSection(name) {
+  return document.querySelector(`section[data-view="${name}"]`);
 }
 
 export function show(node, on = true) {
@@ -196,10 +219,15 @@ export function sleep(ms, signal) {
 // ---------------------------------------------------------------------------
 // Navigation: app.js installs the router; views call navigate().
 
+/** @typedef {(href: string, opts?: { replace?: boolean }) => void} Navigator */
+
+/** @type {Navigator} */
 let navigator_ = (href) => location.assign(href);
+/** @param {Navigator} fn */
 export function setNavigator(fn) {
   navigator_ = fn;
 }
+/** @type {Navigator} */
 export function navigate(href, opts) {
   navigator_(href, opts);
 }
@@ -209,7 +237,7 @@ export function navigate(href, opts) {
 
 /** Asks a yes/no question in the confirm dialog; resolves true for yes. */
 export function confirmDialog({ title, text, ok, danger = true }) {
-  const d = $('confirm-dialog');
+  const d = $('confirm-dialog', HTMLDialogElement);
   $('confirm-title').textContent = title;
   $('confirm-text').textContent = text;
   const okBtn = $('confirm-ok');

@@ -1,3 +1,4 @@
+// @ts-check
 // Mermaid diagrams, drawn without loosening the portal's CSP: a hidden
 // same-origin frame (/render/mermaid, with a policy of its own) lays the
 // diagram out with mermaid (securityLevel "strict"), and the portal shows

@@ -1,3 +1,4 @@
+// @ts-check
 // The IDE view: opens an edit session, follows its workspace's phases (as
 // the server reports them), frames the IDE, and keeps the session alive
 // with heartbeats; Save, Close editor, and a clear state for every refusal.
@@ -20,7 +21,11 @@ export function editorPath(request) {
   return `/playbooks/new/edit?name=${encodeURIComponent(request.name)}`;
 }
 
-/** Opens the IDE view; started or error are the answer to a POST made already. */
+/**
+ * Opens the IDE view; started or error are the answer to a POST made already.
+ * @param {{ playbookId?: string, name?: string }} request
+ * @param {{ started?: object, error?: unknown }} [answer]
+ */
 export function startEditing(request, { started, error } = {}) {
   pending = { request, started, error };
   if (cur) {
@@ -214,13 +219,13 @@ class Editor {
     wrap.replaceChildren(frame);
     show(wrap, true);
     show($('editor-state'), false);
-    $('editor-save').disabled = false;
+    $('editor-save', HTMLButtonElement).disabled = false;
     this.paintPhase('ready');
     this.watchLoop();
   }
 
   failed() {
-    $('editor-save').disabled = true;
+    $('editor-save', HTMLButtonElement).disabled = true;
     this.stateCard({
       title: 'Your workspace could not start',
       text: 'The workspace failed to start in time. Your files are kept. Try again; if it keeps failing, tell your administrator.',
@@ -247,7 +252,7 @@ class Editor {
   refused(e) {
     const code = e instanceof ApiError ? e.code : 'error';
     const back = { label: 'Back to playbooks', href: '/playbooks' };
-    $('editor-save').disabled = true;
+    $('editor-save', HTMLButtonElement).disabled = true;
     $('editor-phase').textContent = '';
     if (code === 'user_has_session') {
       const other = e.body?.session || {};
@@ -376,7 +381,7 @@ class Editor {
     }
     if (this.saving) throw Object.assign(new Error('A save is already running.'), { code: 'busy' });
     this.saving = true;
-    const btn = $('editor-save');
+    const btn = $('editor-save', HTMLButtonElement);
     btn.disabled = true;
     btn.setAttribute('aria-busy', 'true');
     $('save-result').textContent = 'Saving…';
@@ -427,7 +432,7 @@ class Editor {
       navigate('/playbooks');
       return {};
     }
-    const btn = $('editor-close');
+    const btn = $('editor-close', HTMLButtonElement);
     btn.disabled = true;
     try {
       if (this.session) await api(`/api/edit-sessions/${encodeURIComponent(this.session.id)}`, { method: 'DELETE' });
@@ -502,7 +507,7 @@ class Editor {
     }
     $('ide-frame-wrap').replaceChildren();
     show($('ide-frame-wrap'), false);
-    $('editor-save').disabled = true;
+    $('editor-save', HTMLButtonElement).disabled = true;
   }
 
   // --- painting ----------------------------------------------------------------
@@ -510,7 +515,7 @@ class Editor {
   paintHeader() {
     $('editor-name').textContent = this.name || 'Playbook';
     document.title = `${this.name || 'Editor'} · Playbook Studio`;
-    const link = $('editor-page-link');
+    const link = $('editor-page-link', HTMLAnchorElement);
     if (this.playbookId) {
       link.href = `/playbooks/${encodeURIComponent(this.playbookId)}`;
       show(link, true);
@@ -523,6 +528,18 @@ class Editor {
     show($('editor-notice'), true);
   }
 
+  /**
+   * The card shown instead of the IDE: while it starts, or why it cannot.
+   * @param {object} card
+   * @param {string} card.title
+   * @param {string} card.text
+   * @param {string} [card.phases] the phase reached ('creating', 'starting' or 'ready'), to show the steps
+   * @param {string} [card.kind] '' while it starts, else 'warn' or 'error'
+   * @param {{ label: string, href?: string, primary?: boolean, testid?: string, run?: () => unknown }[]} [card.actions]
+   *   links (href) or buttons (run)
+   * @param {boolean} [card.busy]
+   * @param {string} [card.refusal] the server's code when it refused
+   */
   stateCard({ title, text, phases, kind = '', actions = [], busy = false, refusal = '' }) {
     show($('ide-frame-wrap'), false);
     show($('editor-state'), true);
@@ -537,7 +554,7 @@ class Editor {
     if (phases) {
       const order = ['creating', 'starting', 'ready'];
       const at = order.indexOf(phases);
-      for (const li of list.children) {
+      for (const li of /** @type {HTMLCollectionOf<HTMLElement>} */ (list.children)) {
         const i = order.indexOf(li.dataset.phase);
         li.dataset.state = i < at ? 'done' : i === at ? 'current' : 'todo';
         if (i === at) li.setAttribute('aria-current', 'step');
@@ -552,7 +569,7 @@ class Editor {
       b.addEventListener('click', () => { b.disabled = true; a.run(); });
       return b;
     }));
-    if (focusFirst && kind) box.firstChild.focus({ preventScroll: true });
+    if (focusFirst && kind) /** @type {HTMLElement} */ (box.firstElementChild).focus({ preventScroll: true });
   }
 }
 
@@ -576,7 +593,7 @@ export function showEditor(params, search) {
   show($('save-problems'), false);
   show($('editor-notice'), false);
   $('save-result').textContent = '';
-  $('editor-save').disabled = true;
+  $('editor-save', HTMLButtonElement).disabled = true;
   $('editor-phase').textContent = '';
   if (!request) {
     $('editor-name').textContent = 'New playbook';

@@ -1,3 +1,4 @@
+// @ts-check
 // The portal's postMessage API for an outer portal that frames it.
 //
 // Events the portal sends to window.parent (only to an origin listed in

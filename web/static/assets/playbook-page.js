@@ -1,9 +1,10 @@
+// @ts-check
 // The playbook page: documentation (Markdown, with its Mermaid diagram
 // drawn), the code with line numbers, the versions, activation, Edit and
 // Delete.
 
-import { $, api, ApiError, confirmDialog, el, hasRole, messageOf, navigate, plural, show, timeEl, absTime, toast } from './core.js';
-import { renderMarkdown } from './markdown.js';
+import { $, api, ApiError, confirmDialog, el, hasRole, messageOf, navigate, plural, show, timeEl, absTime, toast, viewSection } from './core.js';
+import { loadRenderer, markdownFragment, README_OPTIONS } from './markdown-view.js';
 import { diagramFigure } from './diagram.js';
 import { statusSwitch } from './playbooks.js';
 import { editorPath } from './editor.js';
@@ -20,22 +21,31 @@ function fileRank(path) {
 
 // ---------------------------------------------------------------------------
 
-function renderDocs(markdown, number) {
+let docsSeq = 0; // the latest renderDocs call; an older one that was waiting gives up
+
+async function renderDocs(markdown, number) {
+  const my = ++docsSeq;
   const box = $('playbook-docs');
   $('docs-version').textContent = number ? `README.md, version ${number}` : '';
   if (!markdown || !markdown.trim()) {
     box.replaceChildren(el('p', 'muted', 'This version has no README.md. Ask the agent to document the playbook, with a ```mermaid flow diagram, and save again.'));
     return;
   }
+  const name = page ? page.playbook.name : '';
+  const renderer = await loadRenderer().catch(() => null);
+  if (my !== docsSeq) return;
+  if (!renderer) {
+    box.replaceChildren(
+      el('p', 'muted small', 'The Markdown renderer could not be loaded: README.md is shown as it is.'),
+      el('pre', { class: 'md-code', tabindex: '0' }, el('code', null, markdown)));
+    return;
+  }
   let diagrams = 0;
-  const frag = renderMarkdown(markdown, {
-    headingOffset: 2,
-    diagram: (src) => {
-      diagrams++;
-      return diagramFigure(src, diagrams === 1 ? `Flow diagram of ${page.playbook.name}` : 'Diagram');
-    },
-  });
-  box.replaceChildren(frag);
+  const html = renderer.renderMarkdown(markdown, README_OPTIONS);
+  box.replaceChildren(markdownFragment(html, renderer.MERMAID_SELECTOR, (src) => {
+    diagrams++;
+    return diagramFigure(src, diagrams === 1 ? `Flow diagram of ${name}` : 'Diagram');
+  }));
   if (diagrams === 0) {
     box.append(el('p', 'muted small', 'No flow diagram: add a ```mermaid block to README.md.'));
   }
@@ -66,14 +76,15 @@ function renderFiles(version) {
     return;
   }
   const select = (i, focus) => {
-    [...tabs.children].forEach((t, j) => {
+    const buttons = /** @type {HTMLElement[]} */ ([...tabs.children]);
+    buttons.forEach((t, j) => {
       t.setAttribute('aria-selected', String(i === j));
       t.tabIndex = i === j ? 0 : -1;
     });
     const f = files[i];
-    panel.setAttribute('aria-labelledby', tabs.children[i].id);
+    panel.setAttribute('aria-labelledby', buttons[i].id);
     panel.replaceChildren(codeView(f));
-    if (focus) tabs.children[i].focus();
+    if (focus) buttons[i].focus();
   };
   tabs.replaceChildren(...files.map((f, i) => {
     const t = el('button', { type: 'button', role: 'tab', class: 'file-tab', id: `file-tab-${i}`, 'aria-controls': 'file-panel', 'data-testid': 'file-tab' }, f.path);
@@ -146,7 +157,7 @@ function renderHeader() {
       renderDeleteButton();
     },
   }));
-  const edit = $('playbook-edit');
+  const edit = $('playbook-edit', HTMLAnchorElement);
   edit.href = editorPath({ playbookId: p.id });
   if (!hasRole('author')) {
     edit.removeAttribute('href');
@@ -166,7 +177,7 @@ function renderHeader() {
 
 function renderDeleteButton() {
   const p = page.playbook;
-  const del = $('playbook-delete');
+  const del = $('playbook-delete', HTMLButtonElement);
   const can = hasRole('author') && p.status !== 'active';
   del.disabled = !can;
   del.title = p.status === 'active' ? 'Only a disabled playbook can be deleted: deactivate it first.' : (hasRole('author') ? 'Delete this playbook and all its versions' : 'Deleting needs the author role.');
@@ -179,7 +190,7 @@ async function selectVersion(n) {
   try {
     const v = await api(`/api/playbooks/${encodeURIComponent(page.playbook.id)}/versions/${n}`);
     if (my !== seq) return;
-    renderDocs(v.documentation, v.number);
+    void renderDocs(v.documentation, v.number);
     renderFiles(v);
     renderWarnings(v.warnings);
   } catch (e) {
@@ -204,7 +215,7 @@ export async function showPlaybook(params) {
   $('h-playbook').textContent = 'Playbook';
   $('playbook-description').textContent = '';
   $('playbook-status-slot').replaceChildren();
-  document.querySelector('[data-view="playbook"]').dataset.loaded = 'false';
+  viewSection('playbook').dataset.loaded = 'false';
   try {
     const [p, vs] = await Promise.all([
       api(`/api/playbooks/${encodeURIComponent(id)}`),
@@ -217,10 +228,12 @@ export async function showPlaybook(params) {
     renderHeader();
     renderVersions();
     renderAbout();
-    renderDocs(p.documentation, p.currentVersion);
+    const docs = renderDocs(p.documentation, p.currentVersion);
     renderWarnings(p.warnings);
     show($('playbook-content'), true);
-    document.querySelector('[data-view="playbook"]').dataset.loaded = 'true';
+    await docs;
+    if (my !== seq) return;
+    viewSection('playbook').dataset.loaded = 'true';
     const v = await api(`/api/playbooks/${encodeURIComponent(id)}/versions/${p.currentVersion}`);
     if (my !== seq) return;
     renderFiles(v);

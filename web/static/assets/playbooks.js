@@ -1,6 +1,7 @@
+// @ts-check
 // The Playbooks tab: the list, the status switch, Create ▸ Playbook generator.
 
-import { $, api, ApiError, el, hasRole, messageOf, show, timeEl, toast } from './core.js';
+import { $, api, ApiError, el, hasRole, messageOf, show, timeEl, toast, viewSection } from './core.js';
 import { startEditing } from './editor.js';
 
 // ---------------------------------------------------------------------------
@@ -9,6 +10,8 @@ import { startEditing } from './editor.js';
 /**
  * A switch that activates or deactivates a playbook. onUpdated(playbook)
  * runs with the server's answer.
+ * @param {{ id: string, name: string, status: string }} p
+ * @param {{ onUpdated?: (playbook: object) => void, label?: string }} [opts]
  */
 export function statusSwitch(p, { onUpdated, label } = {}) {
   const canChange = hasRole('author');
@@ -125,14 +128,14 @@ export async function loadPlaybooks() {
   fillSaved(rows, seq);
   show($('playbooks-table-card'), list.length > 0);
   show($('playbooks-empty'), list.length === 0);
-  document.querySelector('[data-view="playbooks"]').dataset.loaded = 'true';
+  viewSection('playbooks').dataset.loaded = 'true';
 }
 
 // ---------------------------------------------------------------------------
 // Create ▸ Playbook generator
 
 function menuOpen(open) {
-  const btn = $('create-menu');
+  const btn = $('create-menu', HTMLButtonElement);
   const menu = $('create-menu-list');
   btn.setAttribute('aria-expanded', String(open));
   menu.hidden = !open;
@@ -160,17 +163,17 @@ export function openCreateDialog() {
     toast('Creating playbooks needs the author role.', 'error');
     return;
   }
-  const d = $('create-dialog');
-  $('create-form').reset();
+  const d = $('create-dialog', HTMLDialogElement);
+  $('create-form', HTMLFormElement).reset();
   setCreateError('');
-  $('create-continue').disabled = false;
+  $('create-continue', HTMLButtonElement).disabled = false;
   d.showModal();
   $('create-name').focus();
 }
 
 async function submitCreate(event) {
   event.preventDefault();
-  const input = $('create-name');
+  const input = $('create-name', HTMLInputElement);
   const name = input.value;
   const problem = nameProblem(name);
   if (problem) {
@@ -179,14 +182,14 @@ async function submitCreate(event) {
     return;
   }
   setCreateError('');
-  const btn = $('create-continue');
+  const btn = $('create-continue', HTMLButtonElement);
   btn.disabled = true;
   btn.setAttribute('aria-busy', 'true');
   const request = { name: name.trim() };
   performance.mark('pbs:continue');
   try {
     const started = await api('/api/edit-sessions', { method: 'POST', body: request });
-    $('create-dialog').close();
+    $('create-dialog', HTMLDialogElement).close();
     startEditing(request, { started });
   } catch (e) {
     if (e instanceof ApiError && ['invalid_name', 'playbook_name_taken', 'playbook_limit', 'bad_request'].includes(e.code)) {
@@ -195,7 +198,7 @@ async function submitCreate(event) {
     } else {
       // Another session of yours, a lock, a busy server: the IDE view explains
       // and offers what can be done.
-      $('create-dialog').close();
+      $('create-dialog', HTMLDialogElement).close();
       startEditing(request, { error: e });
     }
   } finally {
@@ -205,13 +208,13 @@ async function submitCreate(event) {
 }
 
 export function initPlaybooks() {
-  const btn = $('create-menu');
+  const btn = $('create-menu', HTMLButtonElement);
   const menu = $('create-menu-list');
   if (!hasRole('author')) {
     btn.disabled = true;
     $('create-hint').textContent = 'Creating playbooks needs the author role.';
     show($('create-hint'), true);
-    $('empty-create').disabled = true;
+    $('empty-create', HTMLButtonElement).disabled = true;
   }
   btn.addEventListener('click', () => menuOpen(menu.hidden));
   btn.addEventListener('keydown', (e) => {
@@ -230,7 +233,7 @@ export function initPlaybooks() {
     }
   });
   document.addEventListener('click', (e) => {
-    if (!menu.hidden && !e.target.closest('.menu-wrap')) menuOpen(false);
+    if (!menu.hidden && !(e.target instanceof Element && e.target.closest('.menu-wrap'))) menuOpen(false);
   });
   $('create-generator').addEventListener('click', () => {
     menuOpen(false);
@@ -238,7 +241,7 @@ export function initPlaybooks() {
   });
   $('empty-create').addEventListener('click', openCreateDialog);
   $('create-form').addEventListener('submit', submitCreate);
-  $('create-cancel').addEventListener('click', () => $('create-dialog').close());
+  $('create-cancel').addEventListener('click', () => $('create-dialog', HTMLDialogElement).close());
   $('create-name').addEventListener('input', () => {
     if ($('create-error').textContent) setCreateError('');
   });

@@ -1,3 +1,4 @@
+// @ts-check
 // The end of a sign-in in a popup: hand the framed portal that opened it
 // (same origin only) a one-time code, and close. The code matters when an
 // outer portal on another site frames us: cookies are then partitioned,

@@ -1,3 +1,4 @@
+// @ts-check
 // The diagram renderer: runs in a hidden same-origin frame of the portal
 // (/render/mermaid, whose CSP allows the inline styles mermaid writes into
 // its SVG). The portal calls window.renderMermaid(source) and shows the SVG
@@ -5,10 +6,15 @@
 
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif';
 
+// The mermaid bundle (built by scripts/build-web.sh). A string variable,
+// so that tsc does not look for the module.
+const MERMAID_URL = '/assets/vendor/mermaid.js';
+
+/** @type {Promise<import('mermaid').Mermaid> | null} */
 let loading = null;
 function load() {
   if (!loading) {
-    loading = import('/assets/vendor/mermaid.js').then((m) => {
+    loading = import(MERMAID_URL).then((m) => {
       const mermaid = m.default;
       mermaid.initialize({
         startOnLoad: false,

@@ -1,7 +1,9 @@
-// The Sessions tab (admin): live edit sessions with Terminate, refreshed
-// every 10 s while shown, and the audit log below them.
+// @ts-check
+// The Sessions tab (admin): live edit sessions with Terminate, the
+// tenant's workspaces with Stop, refreshed every 10 s while shown, and the
+// audit log below them.
 
-import { $, api, confirmDialog, el, hasRole, messageOf, show, timeEl, absTime, toast } from './core.js';
+import { $, api, confirmDialog, el, hasRole, messageOf, show, timeEl, absTime, toast, viewSection } from './core.js';
 
 const REFRESH_MS = 10_000;
 let timer = 0;
@@ -28,6 +30,46 @@ function sessionRow(s) {
     el('td', null, el('span', { class: 'chip', 'data-phase': state }, STATE_LABELS[state] || state)),
     el('td', { class: 'actions' }, btn),
   );
+}
+
+/** @param {{id: string, user: string, userName?: string, state: string, lastActivityAt?: string}} w */
+function workspaceRow(w) {
+  const state = String(w.state || 'unknown');
+  const who = w.userName || w.user;
+  const cells = [
+    el('td', null, who),
+    el('td', null, el('span', { class: 'chip', 'data-phase': state }, STATE_LABELS[state] || state)),
+    el('td', { class: 'nowrap' }, w.lastActivityAt ? timeEl(w.lastActivityAt) : ''),
+  ];
+  const actions = el('td', { class: 'actions' });
+  if (state === 'ready') {
+    const btn = el('button', { type: 'button', class: 'btn btn-secondary btn-sm btn-danger-text', 'data-testid': 'stop-workspace' }, 'Stop');
+    btn.setAttribute('aria-label', `Stop the workspace of ${who}`);
+    btn.addEventListener('click', () => stopWorkspace(w, who, btn));
+    actions.append(btn);
+  }
+  return el('tr', { 'data-testid': 'workspace-row', 'data-user': who }, ...cells, actions);
+}
+
+async function stopWorkspace(w, who, btn) {
+  const yes = await confirmDialog({
+    title: `Stop ${who}’s workspace?`,
+    text: `Any edit session it serves ends at once. The files in it are kept; it starts again when ${who} next opens a playbook.`,
+    ok: 'Stop workspace',
+  });
+  if (!yes) {
+    btn.focus();
+    return;
+  }
+  btn.disabled = true;
+  try {
+    await api(`/api/admin/workspaces/${encodeURIComponent(w.id)}`, { method: 'DELETE' });
+    toast(`${who}’s workspace was stopped.`);
+  } catch (e) {
+    toast(`Not stopped: ${messageOf(e)}`, 'error');
+  }
+  await refresh();
+  $('h-sessions').focus({ preventScroll: true });
 }
 
 function detailText(detail) {
@@ -71,10 +113,12 @@ async function refresh() {
   clearTimeout(timer);
   let sessions;
   let events;
+  let workspaces;
   try {
-    const [a, b] = await Promise.all([api('/api/admin/sessions'), api('/api/admin/audit?limit=100')]);
+    const [a, b, c] = await Promise.all([api('/api/admin/sessions'), api('/api/admin/audit?limit=100'), api('/api/admin/workspaces')]);
     sessions = Array.isArray(a?.sessions) ? a.sessions : [];
     events = Array.isArray(b?.events) ? b.events : [];
+    workspaces = Array.isArray(c?.workspaces) ? c.workspaces : [];
   } catch (e) {
     if (my !== seq) return;
     $('sessions-error').textContent = `Sessions could not be loaded: ${messageOf(e)}`;
@@ -88,11 +132,14 @@ async function refresh() {
   $('sessions-body').replaceChildren(...sessions.map(sessionRow));
   show($('sessions-table-card'), sessions.length > 0);
   show($('sessions-empty'), sessions.length === 0);
+  $('workspaces-body').replaceChildren(...workspaces.map(workspaceRow));
+  show($('workspaces-table-card'), workspaces.length > 0);
+  show($('workspaces-empty'), workspaces.length === 0);
   $('audit-body').replaceChildren(...events.map(auditRow));
   show($('audit-table-card'), events.length > 0);
   show($('audit-empty'), events.length === 0);
   $('sessions-updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
-  document.querySelector('[data-view="sessions"]').dataset.loaded = 'true';
+  viewSection('sessions').dataset.loaded = 'true';
   schedule();
 }
 

@@ -1,6 +1,7 @@
 // The chat-completions client: OpenAI-compatible, streaming, with tool
 // calling. It talks only through a Transport, which in the extension is the
 // gateway's LLM endpoint (the gateway adds the model and holds the key).
+import { networkReason } from './network';
 import { SseParser } from './sse';
 import { Completion, CompletionAccumulator, ChunkEffect, StreamError } from './stream';
 
@@ -230,13 +231,4 @@ function classifyMessage(message: string, code?: string): LlmError {
     return new LlmError('context_too_long', message, undefined, code);
   }
   return new LlmError('provider', message, undefined, code);
-}
-
-function networkReason(err: unknown): string {
-  const cause = err instanceof Error ? (err as Error & { cause?: unknown }).cause : undefined;
-  if (cause instanceof Error) {
-    const code = (cause as Error & { code?: unknown }).code;
-    return typeof code === 'string' && code ? code : cause.message;
-  }
-  return err instanceof Error ? err.message : String(err);
 }

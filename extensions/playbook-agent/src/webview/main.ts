@@ -1,8 +1,10 @@
 // The chat view's script (runs in the webview; bundled by esbuild). It draws
 // the items the extension sends and posts the user's actions back. All text
-// goes in through textContent: nothing the model writes becomes HTML, except
-// mermaid's sanitized SVG.
+// goes in through textContent, except Markdown, which the shared renderer
+// turns into safe HTML (no raw HTML, allowed links only), and mermaid's
+// sanitized SVG.
 import type { FromWebview, Item, Mode, Status, TemplateInfo, ToWebview, ViewState } from '../agent/protocol';
+import { MERMAID_SELECTOR, renderMarkdown } from '../../../../web/src/markdown.js';
 
 interface VsCodeApi {
   postMessage(msg: FromWebview): void;
@@ -43,80 +45,16 @@ function button(label: string, testid: string, onClick: () => void, attrs: Attrs
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
-// ---- Markdown, the safe subset: headings, lists, paragraphs, code, bold, italics ----
+// ---- Markdown: the one dialect shared with the portal and the preview ----
 
-function inline(text: string, into: HTMLElement): void {
-  const re = /(`[^`]+`|\*\*[^*]+\*\*|\*[^*\s][^*]*\*|\[[^\]]+\]\([^)\s]+\))/g;
-  let last = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    if (m.index > last) into.append(text.slice(last, m.index));
-    const t = m[0];
-    if (t.startsWith('`')) into.append(h('code', {}, t.slice(1, -1)));
-    else if (t.startsWith('**')) into.append(h('strong', {}, t.slice(2, -2)));
-    else if (t.startsWith('[')) {
-      const mm = /^\[([^\]]+)\]\(([^)\s]+)\)$/.exec(t);
-      into.append(h('span', { class: 'link', title: mm?.[2] ?? '' }, mm?.[1] ?? t));
-    } else into.append(h('em', {}, t.slice(1, -1)));
-    last = m.index + t.length;
-  }
-  if (last < text.length) into.append(text.slice(last));
-}
+// A README's # is an h3 here, as in the portal; a single newline in the
+// model's text is a line break.
+const CHAT_MARKDOWN = { headingOffset: 2, breaks: true };
 
 function markdown(src: string, into: HTMLElement): void {
-  const lines = src.replace(/\r\n?/g, '\n').split('\n');
-  let para: string[] = [];
-  let list: HTMLElement | undefined;
-  const flush = () => {
-    if (para.length) {
-      const p = h('p');
-      para.forEach((l, i) => {
-        if (i) p.append(h('br'));
-        inline(l, p);
-      });
-      into.append(p);
-      para = [];
-    }
-  };
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    const fence = /^\s{0,3}(```+|~~~+)\s*([\w-]*)/.exec(line);
-    if (fence) {
-      flush();
-      list = undefined;
-      const body: string[] = [];
-      for (i++; i < lines.length && !lines[i].trimStart().startsWith(fence[1]); i++) body.push(lines[i]);
-      const code = body.join('\n');
-      if (fence[2].toLowerCase() === 'mermaid') into.append(h('pre', { class: 'mermaid', testid: 'diagram' }, code));
-      else into.append(h('pre', { class: 'code' }, h('code', {}, code)));
-      continue;
-    }
-    const heading = /^(#{1,6})\s+(.*)$/.exec(line);
-    const bullet = /^\s*([-*+]|\d+[.)])\s+(.*)$/.exec(line);
-    if (heading) {
-      flush();
-      list = undefined;
-      const el = h(`h${Math.min(6, heading[1].length + 2)}` as 'h3');
-      inline(heading[2], el);
-      into.append(el);
-    } else if (bullet) {
-      flush();
-      const ordered = /\d/.test(bullet[1]);
-      if (!list || (list.tagName === 'OL') !== ordered) {
-        list = h(ordered ? 'ol' : 'ul');
-        into.append(list);
-      }
-      const li = h('li');
-      inline(bullet[2], li);
-      list.append(li);
-    } else if (line.trim() === '') {
-      flush();
-      list = undefined;
-    } else {
-      list = undefined;
-      para.push(line);
-    }
-  }
-  flush();
+  // The renderer's HTML is safe to parse: raw HTML in the text is escaped,
+  // links are http(s), mailto or relative only (see web/src/markdown.js).
+  into.innerHTML = renderMarkdown(src, CHAT_MARKDOWN);
 }
 
 function drawDiagrams(root: HTMLElement): void {
@@ -303,7 +241,7 @@ function putItem(item: Item, fromDelta = false): void {
   else log.append(el);
   itemEls.set(item.id, el);
   $('#empty').hidden = true;
-  if (el.querySelector('pre.mermaid')) drawDiagrams(el);
+  if (el.querySelector(MERMAID_SELECTOR)) drawDiagrams(el);
   if (state) {
     const i = state.items.findIndex((x) => x.id === item.id);
     if (i >= 0) state.items[i] = item;
