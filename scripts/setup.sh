@@ -28,8 +28,25 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# check_cmds CMD:PACKAGE... fails, naming the package, for any command
+# still missing after the install step (a failed or partial apt-get).
+check_cmds() {
+	local pair missing=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair%%:*} (Debian package ${pair#*:})")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "missing after installing: ${missing[*]}; install them with apt-get and run make again"
+	exit 1
+}
+
 # Go modules: quiet and quick when the module cache has them.
 go mod download
+
+# The local runtime sandboxes every workspace with bubblewrap, switching
+# to the workspace's uid with setpriv and limiting it with prlimit.
+apt_install bubblewrap util-linux
+check_cmds bwrap:bubblewrap setpriv:util-linux prlimit:util-linux
 
 # What every workspace runs: code-server (from npm) and the agent extension.
 need_cmd node "install Node.js 20 and npm"
@@ -40,7 +57,11 @@ if [ "$what" = test ]; then
 	# Redis for the lock and session tests, Chromium for the browser tests,
 	# Podman (with the network stack it only recommends) serving the Docker
 	# API for the Docker runtime's tests, debootstrap for the offline image.
+	# Podman's network backend (netavark) needs iptables, which a new
+	# Debian 12 machine lacks. nsenter lets tests act inside a workspace.
 	apt_install redis-server chromium podman runc netavark aardvark-dns catatonit iptables debootstrap
+	check_cmds redis-server:redis-server chromium:chromium podman:podman runc:runc \
+		iptables:iptables debootstrap:debootstrap nsenter:util-linux
 	# The browser tests' packages, reinstalled only when the lock file changes.
 	stamp=e2e/node_modules/.installed-lock
 	if [ ! -f "$stamp" ] || ! cmp -s e2e/package-lock.json "$stamp"; then

@@ -33,6 +33,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/logbuf"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
+	"github.com/playbookstudio/gateway/internal/sandbox"
 	"github.com/playbookstudio/gateway/internal/server"
 	"github.com/playbookstudio/gateway/internal/workspace"
 	"github.com/playbookstudio/gateway/web"
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	workspaces, err := newWorkspaces(ctx, cfg, getenv, store, log)
+	workspaces, apiSocket, err := newWorkspaces(ctx, cfg, getenv, store, log)
 	if err != nil {
 		return err
 	}
@@ -171,8 +172,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("gateway listening", "addr", ln.Addr().String(), "portal", cfg.PublicURL.String(),
 		"ide_hosts", cfg.IDEURLTemplate, "issuer", cfg.OIDCIssuer, "store", store.Name(), "runtime", cfg.WorkspaceRuntime)
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- hs.Serve(ln) }()
+	if apiSocket != "" {
+		// Sandboxed local workspaces have no network: they reach the
+		// workspace API through this socket, bound into each of them.
+		_ = os.Remove(apiSocket)
+		aln, err := net.Listen("unix", apiSocket)
+		if err != nil {
+			return fmt.Errorf("the workspace API socket %s: %w", apiSocket, err)
+		}
+		if err := os.Chmod(apiSocket, 0o666); err != nil {
+			aln.Close()
+			return fmt.Errorf("the workspace API socket %s: %w", apiSocket, err)
+		}
+		go func() { serveErr <- hs.Serve(aln) }()
+	}
 	select {
 	case err := <-serveErr:
 		return err
@@ -190,13 +205,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if apiSocket != "" {
+		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
 	log.Info("stopped")
 	return nil
 }
 
 // newWorkspaces builds the configured runtime and its manager, adopts the
 // workspaces still running from before a restart, and starts the culler.
-func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) string, store kv.Store, log *slog.Logger) (*workspace.Manager, error) {
+// apiSocket is where to serve the workspace API for sandboxed local
+// workspaces without a network ("" when none need it).
+func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) string, store kv.Store, log *slog.Logger) (m *workspace.Manager, apiSocket string, err error) {
 	var rt workspace.Runtime
 	switch cfg.WorkspaceRuntime {
 	case "local":
@@ -207,14 +229,27 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) 
 				vsix = ""
 			}
 		}
-		local, err := workspace.NewLocal(workspace.LocalConfig{
+		lc := workspace.LocalConfig{
 			CodeServer:    cfg.CodeServerBin,
 			Dir:           filepath.Join(cfg.DataDir, "workspaces"),
 			ExtensionVSIX: vsix,
 			Path:          getenv("PATH"),
-		}, log)
+			UIDBase:       cfg.WorkspaceUIDBase,
+			Network:       cfg.WorkspaceNetwork == "host",
+		}
+		if cfg.WorkspaceSandbox == "bwrap" {
+			sb, err := sandbox.New(sandbox.Config{})
+			if err != nil {
+				return nil, "", fmt.Errorf("WORKSPACE_SANDBOX=bwrap: %w (or set WORKSPACE_SANDBOX=none on a single developer's machine)", err)
+			}
+			lc.Sandbox = sb
+		}
+		local, err := workspace.NewLocal(lc, log)
 		if err != nil {
-			return nil, err
+			return nil, "", err
+		}
+		if sandboxed, network := local.Sandboxed(); sandboxed && !network {
+			apiSocket = local.APISocket()
 		}
 		rt = local
 	case "docker":
@@ -229,13 +264,13 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) 
 			InternalNetworks: cfg.DockerInternalNets,
 		}, log)
 		if err != nil {
-			return nil, fmt.Errorf("WORKSPACE_RUNTIME=docker: %w", err)
+			return nil, "", fmt.Errorf("WORKSPACE_RUNTIME=docker: %w", err)
 		}
 		rt = d
 	default:
-		return nil, fmt.Errorf("WORKSPACE_RUNTIME %q is not available in this build", cfg.WorkspaceRuntime)
+		return nil, "", fmt.Errorf("WORKSPACE_RUNTIME %q is not available in this build", cfg.WorkspaceRuntime)
 	}
-	m, err := workspace.NewManager(workspace.Config{
+	m, err = workspace.NewManager(workspace.Config{
 		IdleTimeout:         cfg.WorkspaceIdleTimeout,
 		MaxConcurrentSpawns: cfg.MaxConcurrentSpawns,
 		ReadyTimeout:        cfg.WorkspaceReadyTimeout,
@@ -243,14 +278,14 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) 
 	}, rt, store, log)
 	if err != nil {
 		rt.Close()
-		return nil, err
+		return nil, "", err
 	}
 	if err := m.Reconcile(ctx); err != nil {
 		m.Close()
-		return nil, err
+		return nil, "", err
 	}
 	m.RunCuller(min(cfg.WorkspaceIdleTimeout/4, time.Minute))
-	return m, nil
+	return m, apiSocket, nil
 }
 
 // newRecords opens the playbook store (SQLite under DATA_DIR) and the

@@ -107,7 +107,7 @@ func TestSaveWithRealWorkspace(t *testing.T) {
 	var am me
 	alice.getJSON(t, g.base+"/api/me", &am)
 	key := workspace.KeyFor(am.Tenant, am.ID)
-	project := filepath.Join(env["DATA_DIR"], "workspaces", "ws", key, "project")
+	project := filepath.Join(env["DATA_DIR"], "workspaces", "ws", key, "home", "project")
 
 	var s startedSession
 	if code := alice.api(t, g, am.CSRFToken, http.MethodPost, "/api/edit-sessions", map[string]any{"name": "Phishing triage"}, &s); code != http.StatusCreated {

@@ -82,15 +82,18 @@ export async function startOuter(port) {
 }
 
 // The gateway leaves local workspaces running when it stops (a restarted
-// gateway adopts them); a test run ends the ones its gateway started: each
-// is a process group whose leader's PID is in its meta.json.
+// gateway adopts them); a test run ends the ones its gateway started. A
+// sandboxed one ends with its sandbox's PID 1 (`init` in its meta.json;
+// SIGKILL, the only signal such an init takes); a plain one is a process
+// group whose leader's PID is `pid`.
 async function stopWorkspaces(dataDir) {
   const ws = join(dataDir, 'workspaces', 'ws');
   if (!existsSync(ws)) return;
   const groups = [];
   for (const key of readdirSync(ws)) {
     try {
-      const { pid } = JSON.parse(readFileSync(join(ws, key, 'meta.json'), 'utf8'));
+      const { pid, init } = JSON.parse(readFileSync(join(ws, key, 'meta.json'), 'utf8'));
+      if (Number.isInteger(init) && init > 1) { try { process.kill(init, 'SIGKILL'); } catch (_) { /* gone */ } }
       if (Number.isInteger(pid) && pid > 1) groups.push(pid);
     } catch (_) {
       // never started
@@ -151,13 +154,14 @@ export async function startSystem(opts = {}) {
     dataDir,
     gwPort,
     logs,
-    // The project folder of a user's local workspace.
+    // The project folder of a user's local workspace, on the host (its
+    // sandbox sees it as /home/coder/project).
     projectDir(tenant, userId) {
-      return join(dataDir, 'workspaces', 'ws', workspaceKey(tenant, userId), 'project');
+      return join(dataDir, 'workspaces', 'ws', workspaceKey(tenant, userId), 'home', 'project');
     },
     async stop() {
       for (const p of procs) await stop(p);
-        await stopWorkspaces(dataDir);
+      await stopWorkspaces(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -25,6 +25,8 @@ type Config struct {
 	// IDEURLTemplate is IDE_URL_TEMPLATE, e.g. http://{session}.ide.localhost:8080.
 	IDEURLTemplate string
 	IDEHost        HostPattern // derived from IDEURLTemplate
+	// IDEProxyEngine is IDE_PROXY_ENGINE: relay | stdlib (ideproxy.Config.Engine).
+	IDEProxyEngine string
 
 	OIDCIssuer        string              // OIDC_ISSUER
 	OIDCClientID      string              // OIDC_CLIENT_ID
@@ -46,6 +48,9 @@ type Config struct {
 	CodeServerBin         string        // CODE_SERVER_BIN: code-server for the local runtime
 	WorkspaceExtension    string        // WORKSPACE_EXTENSION: .vsix preinstalled in local workspaces
 	WorkspaceGatewayURL   string        // WORKSPACE_GATEWAY_URL: the gateway as workspaces reach it
+	WorkspaceSandbox      string        // WORKSPACE_SANDBOX: bwrap | none (local runtime)
+	WorkspaceNetwork      string        // WORKSPACE_NETWORK: none | host (local runtime)
+	WorkspaceUIDBase      int           // WORKSPACE_UID_BASE
 	WorkspaceReadyTimeout time.Duration // WORKSPACE_READY_TIMEOUT
 	WorkspaceImage        string        // WORKSPACE_IMAGE
 	DockerHost            string        // DOCKER_HOST
@@ -88,6 +93,7 @@ func Settings() []Setting {
 		{"LISTEN_ADDR", "127.0.0.1:8080", "address the gateway listens on"},
 		{"PUBLIC_URL", "http://playbooks.localhost:8080", "the portal's external URL (scheme, host, port); plain http://localhost:8080 redirects here"},
 		{"IDE_URL_TEMPLATE", "http://{session}.ide.playbooks.localhost:8080", "external URL of an IDE host; {session} is replaced by the edit session id. Keep it on the portal's site (a subdomain of the portal's registrable domain) so the framed IDE keeps its cookies and storage"},
+		{"IDE_PROXY_ENGINE", "relay", "how the IDE proxy reaches workspaces: relay (its own HTTP forwarding and epoll WebSocket relay) or stdlib (Go's httputil.ReverseProxy); both apply the same checks"},
 		{"OIDC_ISSUER", "http://localhost:8081", "the OpenID provider's issuer URL"},
 		{"OIDC_CLIENT_ID", "playbook-studio", "the client id registered at the provider"},
 		{"OIDC_CLIENT_SECRET", "dev-secret", "the client secret (never logged)"},
@@ -106,6 +112,9 @@ func Settings() []Setting {
 		{"CODE_SERVER_BIN", ".cache/code-server/node_modules/.bin/code-server", "code-server for the local runtime (make run installs it there)"},
 		{"WORKSPACE_EXTENSION", ".cache/playbook-agent.vsix", "the agent extension preinstalled in local workspaces (make run builds it); empty: none"},
 		{"WORKSPACE_GATEWAY_URL", "", "the gateway as workspaces reach it (PLAYBOOK_GATEWAY_URL inside them); its host answers the workspace API. Empty: http://127.0.0.1:PORT of LISTEN_ADDR for the local runtime, PUBLIC_URL otherwise"},
+		{"WORKSPACE_SANDBOX", "bwrap", "local runtime: bwrap (each workspace in a bubblewrap sandbox with a uid of its own; see Workspace containment) or none (plain processes of the gateway's user: a single developer's machine only)"},
+		{"WORKSPACE_NETWORK", "none", "local runtime, sandboxed: none (only the workspace's loopback, on which the gateway's workspace API is forwarded) or host (the host's network, its loopback services included)"},
+		{"WORKSPACE_UID_BASE", "3000000", "local runtime, gateway as root: the first host uid given to a workspace (one per workspace, upwards)"},
 		{"WORKSPACE_READY_TIMEOUT", "60s", "how long a workspace may take to become ready before it counts as failed"},
 		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
 		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
@@ -168,6 +177,7 @@ func parse(get func(string) string) (*Config, error) {
 	c := &Config{
 		ListenAddr:          get("LISTEN_ADDR"),
 		IDEURLTemplate:      get("IDE_URL_TEMPLATE"),
+		IDEProxyEngine:      strings.ToLower(get("IDE_PROXY_ENGINE")),
 		OIDCIssuer:          get("OIDC_ISSUER"),
 		OIDCClientID:        get("OIDC_CLIENT_ID"),
 		OIDCClientSecret:    get("OIDC_CLIENT_SECRET"),
@@ -181,6 +191,8 @@ func parse(get func(string) string) (*Config, error) {
 		CodeServerBin:       get("CODE_SERVER_BIN"),
 		WorkspaceExtension:  get("WORKSPACE_EXTENSION"),
 		WorkspaceGatewayURL: get("WORKSPACE_GATEWAY_URL"),
+		WorkspaceSandbox:    strings.ToLower(get("WORKSPACE_SANDBOX")),
+		WorkspaceNetwork:    strings.ToLower(get("WORKSPACE_NETWORK")),
 		WorkspaceImage:      get("WORKSPACE_IMAGE"),
 		DockerHost:          get("DOCKER_HOST"),
 		LLMBaseURL:          get("LLM_BASE_URL"),
@@ -205,6 +217,12 @@ func parse(get func(string) string) (*Config, error) {
 		if c.PublicURL != nil && hp.Matches(c.PublicURL.Host) {
 			bad("IDE_URL_TEMPLATE", "IDE hosts must not include the portal host %q: the IDE needs an origin of its own", c.PublicURL.Host)
 		}
+	}
+
+	switch c.IDEProxyEngine {
+	case "relay", "stdlib":
+	default:
+		bad("IDE_PROXY_ENGINE", "want relay or stdlib, got %q", c.IDEProxyEngine)
 	}
 
 	if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -280,6 +298,17 @@ func parse(get func(string) string) (*Config, error) {
 	if c.WorkspaceRuntime == "local" && c.CodeServerBin == "" {
 		bad("CODE_SERVER_BIN", "must be set for the local runtime")
 	}
+	switch c.WorkspaceSandbox {
+	case "bwrap", "none":
+	default:
+		bad("WORKSPACE_SANDBOX", "want bwrap or none, got %q", c.WorkspaceSandbox)
+	}
+	switch c.WorkspaceNetwork {
+	case "none", "host":
+	default:
+		bad("WORKSPACE_NETWORK", "want none or host, got %q", c.WorkspaceNetwork)
+	}
+	c.WorkspaceUIDBase = int(integer(get, "WORKSPACE_UID_BASE", 1000, 1<<31-1<<20, bad))
 	if c.WorkspaceGatewayURL == "" {
 		c.WorkspaceGatewayURL = defaultWorkspaceGatewayURL(c)
 	} else if u, err := url.Parse(c.WorkspaceGatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -86,6 +86,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.LogLevel != "info" {
 		t.Errorf("LogLevel = %q", c.LogLevel)
 	}
+	if c.IDEProxyEngine != "relay" {
+		t.Errorf("IDEProxyEngine = %q", c.IDEProxyEngine)
+	}
 }
 
 func inNets(nets []*net.IPNet, ip string) bool {
@@ -223,6 +226,8 @@ func TestValidationErrorsNameTheSetting(t *testing.T) {
 		{"cookie cross site not a bool", map[string]string{"COOKIE_CROSS_SITE": "maybe"}, nil, "COOKIE_CROSS_SITE"},
 		{"data dir empty", nil, []string{"-data-dir="}, "DATA_DIR"},
 		{"unknown runtime", map[string]string{"WORKSPACE_RUNTIME": "k8s"}, nil, "WORKSPACE_RUNTIME"},
+		{"unknown proxy engine", map[string]string{"IDE_PROXY_ENGINE": "nginx"}, nil, "IDE_PROXY_ENGINE"},
+		{"empty proxy engine", nil, []string{"-ide-proxy-engine="}, "IDE_PROXY_ENGINE"},
 		{"docker without image", map[string]string{"WORKSPACE_RUNTIME": "docker"}, []string{"-workspace-image="}, "WORKSPACE_IMAGE"},
 		{"frame ancestor without scheme", map[string]string{"ALLOWED_FRAME_ANCESTORS": "portal.example.com"}, nil, "ALLOWED_FRAME_ANCESTORS"},
 		{"frame ancestor with path", map[string]string{"ALLOWED_FRAME_ANCESTORS": "https://ok.example.com https://portal.example.com/app"}, nil, "ALLOWED_FRAME_ANCESTORS"},
@@ -319,7 +324,11 @@ func TestValidValuesParse(t *testing.T) {
 		"LLM_BASE_URL":            "https://llm.example.com/v1",
 		"LLM_MODEL":               "small",
 		"WORKSPACE_RUNTIME":       "docker",
+		"IDE_PROXY_ENGINE":        "Stdlib",
 	})
+	if c.IDEProxyEngine != "stdlib" {
+		t.Errorf("IDEProxyEngine = %q", c.IDEProxyEngine)
+	}
 	if got := c.PublicURL.String(); got != "https://portal.example.com" {
 		t.Errorf("PublicURL = %q", got)
 	}

@@ -178,29 +178,34 @@ func (s *Service) storeVersion(ctx context.Context, who Identity, l *live, nv pl
 }
 
 // check collects the session's folder and validates it, without saving.
-// A folder that cannot be collected at all is a Rejected fault.
+// A folder that cannot be collected at all is a Rejected fault. The
+// folder is collected once the validator has a checker free for it, so
+// that saves waiting for one hold no files; when none frees up in time,
+// the validator's too_busy refusal is passed on as it is.
 func (s *Service) check(ctx context.Context, l *live) (*playbook.Bundle, playbook.Report, error) {
-	rc, err := s.ws.CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
-	if errors.Is(err, workspace.ErrNotFound) {
-		return nil, playbook.Report{}, fault.New(fault.Rejected, "validation_failed",
-			"The playbook folder is empty: write playbook.py and README.md first.").
-			With("problems", []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}})
-	}
-	if err != nil {
-		return nil, playbook.Report{}, filesUnreadable(err)
-	}
-	bundle, err := playbook.Collect(rc, s.records.Limits)
-	rc.Close()
-	var ce *playbook.CollectError
-	if errors.As(err, &ce) {
-		return nil, playbook.Report{}, fault.New(fault.Rejected, "validation_failed",
-			fmt.Sprintf("The playbook folder cannot be saved as it is (%d problem(s)); nothing was saved, your files are unchanged.", len(ce.Problems))).
-			With("problems", ce.Problems)
-	}
-	if err != nil {
-		return nil, playbook.Report{}, filesUnreadable(err)
-	}
-	return bundle, s.records.Validator.Validate(ctx, bundle), nil
+	return s.records.Validator.CollectAndValidate(ctx, func() (*playbook.Bundle, error) {
+		rc, err := s.ws.CopyOut(ctx, l.rec.WorkspaceKey, l.rec.Folder)
+		if errors.Is(err, workspace.ErrNotFound) {
+			return nil, fault.New(fault.Rejected, "validation_failed",
+				"The playbook folder is empty: write playbook.py and README.md first.").
+				With("problems", []playbook.Problem{{Path: "playbook.py", Message: "playbook.py is missing"}})
+		}
+		if err != nil {
+			return nil, filesUnreadable(err)
+		}
+		bundle, err := playbook.Collect(rc, s.records.Limits)
+		rc.Close()
+		var ce *playbook.CollectError
+		if errors.As(err, &ce) {
+			return nil, fault.New(fault.Rejected, "validation_failed",
+				fmt.Sprintf("The playbook folder cannot be saved as it is (%d problem(s)); nothing was saved, your files are unchanged.", len(ce.Problems))).
+				With("problems", ce.Problems)
+		}
+		if err != nil {
+			return nil, filesUnreadable(err)
+		}
+		return bundle, nil
+	})
 }
 
 func filesUnreadable(cause error) error {

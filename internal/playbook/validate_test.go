@@ -13,7 +13,20 @@ import (
 	"time"
 )
 
-var testValidatorOnce = sync.OnceValues(func() (*Validator, error) { return NewValidator("") })
+var testValidatorOnce = sync.OnceValues(func() (*Validator, error) {
+	v, err := NewValidator("")
+	if v != nil {
+		// The tests check what the checker finds, not how fast a loaded
+		// machine runs it: no test should meet too_busy, a timeout or a
+		// starved checker because the machine is busy. (The tests of
+		// the limits set their own; TestValidateCheckerLimits checks the
+		// defaults.)
+		v.QueueWait = time.Minute
+		v.Timeout = 2 * time.Minute
+		v.nice = 0
+	}
+	return v, err
+})
 
 // testValidator uses the machine's python3, as the gateway does.
 func testValidator(t testing.TB) *Validator {
@@ -23,6 +36,25 @@ func testValidator(t testing.TB) *Validator {
 		t.Fatalf("the playbook checks need python3 (3.10 or newer): %v", err)
 	}
 	return v
+}
+
+// validatorCopy is a copy of the test validator with checkers of its own,
+// for a test to change its fields.
+func validatorCopy(t testing.TB) *Validator {
+	t.Helper()
+	v := *testValidator(t)
+	v.slots = newGate()
+	return &v
+}
+
+// validate runs v.Validate, which must not refuse.
+func validate(t testing.TB, v *Validator, ctx context.Context, b *Bundle) Report {
+	t.Helper()
+	rep, err := v.Validate(ctx, b)
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return rep
 }
 
 // phishingBundle is the good bundle of testdata/phishing.
@@ -73,7 +105,7 @@ func matchProblems(t *testing.T, kind string, got, want []Problem) {
 func TestValidateGoodBundle(t *testing.T) {
 	v := testValidator(t)
 	b := phishingBundle(t)
-	rep := v.Validate(context.Background(), b)
+	rep := validate(t, v, context.Background(), b)
 	if !rep.Passed() || len(rep.Warnings) != 0 {
 		t.Fatalf("errors %+v, warnings %+v; want none", rep.Errors, rep.Warnings)
 	}
@@ -197,7 +229,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep := v.Validate(context.Background(), withFiles(good, tt.files))
+			rep := validate(t, v, context.Background(), withFiles(good, tt.files))
 			matchProblems(t, "errors", rep.Errors, tt.errors)
 			matchProblems(t, "warnings", rep.Warnings, tt.warnings)
 			if rep.Passed() != (len(tt.errors) == 0) {
@@ -219,7 +251,7 @@ func TestValidateNeverRuns(t *testing.T) {
 		{Path: "helper.py", Content: []byte(fmt.Sprintf("open(%q, 'w').write('import')\n", marker))},
 		{Path: "README.md", Content: []byte("```mermaid\nflowchart TD\n  A-->B\n```\n")},
 	}}
-	rep := v.Validate(context.Background(), b)
+	rep := validate(t, v, context.Background(), b)
 	if !rep.Passed() || len(rep.Warnings) != 0 {
 		t.Fatalf("report %+v", rep)
 	}
@@ -229,41 +261,15 @@ func TestValidateNeverRuns(t *testing.T) {
 }
 
 func TestValidateCheckerFailure(t *testing.T) {
-	v := *testValidator(t)
+	v := validatorCopy(t)
 	v.Timeout = time.Nanosecond
-	rep := v.Validate(context.Background(), phishingBundle(t))
-	matchProblems(t, "errors", rep.Errors, []Problem{{Path: "playbook.py", Message: "could not be checked: the checker took longer than 1ns"}})
+	rep := validate(t, v, context.Background(), phishingBundle(t))
+	matchProblems(t, "errors", rep.Errors, []Problem{{Path: "playbook.py", Message: "the file is too deeply nested or too complex to check: checking it took longer than allowed (limit 1ns)"}})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rep = testValidator(t).Validate(ctx, phishingBundle(t))
+	rep = validate(t, testValidator(t), ctx, phishingBundle(t))
 	matchProblems(t, "errors", rep.Errors, []Problem{{Path: "playbook.py", Message: "could not be checked: validation was cancelled"}})
-}
-
-func TestValidateHostileCode(t *testing.T) {
-	v := testValidator(t)
-	tests := []struct {
-		name, code string
-		want       string
-	}{
-		{"deep nesting", "x = " + strings.Repeat("(", 300) + strings.Repeat(")", 300) + "\n" + minimalRun, "playbook.py"},
-		{"deep expression", "x = " + strings.Repeat("-", 200000) + "1\n" + minimalRun, "playbook.py"},
-		{"not UTF-8 after all", "x = '\xff'\n" + minimalRun, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b := &Bundle{Files: []File{{Path: "playbook.py", Content: []byte(tt.code)}, {Path: "README.md", Content: []byte("```mermaid\nflowchart TD\n```\n")}}}
-			rep := v.Validate(context.Background(), b)
-			// Whatever the checker thinks, it answers: an error on
-			// playbook.py or none, never a hang or a panic.
-			for _, p := range rep.Errors {
-				if p.Path != "playbook.py" {
-					t.Errorf("error %+v", p)
-				}
-			}
-			t.Logf("%+v", rep.Errors)
-		})
-	}
 }
 
 func TestNewValidatorErrors(t *testing.T) {
@@ -363,7 +369,7 @@ func TestValidateTiming(t *testing.T) {
 	v := testValidator(t)
 	b := bigPlaybook(t)
 	start := time.Now()
-	rep := v.Validate(context.Background(), b)
+	rep := validate(t, v, context.Background(), b)
 	if !rep.Passed() || rep.Lines != 5000 {
 		t.Fatalf("report %+v", rep)
 	}
@@ -374,7 +380,7 @@ func BenchmarkValidate5000(b *testing.B) {
 	v := testValidator(b)
 	bundle := bigPlaybook(b)
 	for b.Loop() {
-		if rep := v.Validate(context.Background(), bundle); !rep.Passed() {
+		if rep, err := v.Validate(context.Background(), bundle); err != nil || !rep.Passed() {
 			b.Fatal(rep.Errors)
 		}
 	}

@@ -15,22 +15,39 @@ import (
 	"time"
 
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/sandbox"
 	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
-func newLocal(t *testing.T, dir string) *workspace.Local {
+// newLocal is a local runtime over dir, sandboxed or not.
+func newLocal(t *testing.T, dir string, sandboxed bool) *workspace.Local {
 	t.Helper()
-	rt, err := workspace.NewLocal(workspace.LocalConfig{
+	cfg := workspace.LocalConfig{
 		CodeServer:    testsvc.CodeServer(t),
 		Dir:           dir,
 		ExtensionVSIX: testsvc.ExtensionVSIX(t),
-		Path:          os.Getenv("PATH"),
-	}, slog.New(slog.DiscardHandler))
+		Path:          "/usr/local/bin:/usr/bin:/bin",
+	}
+	if sandboxed {
+		sb, err := sandbox.New(sandbox.Config{})
+		if err != nil {
+			t.Fatalf("the sandbox (scripts/setup.sh installs bubblewrap): %v", err)
+		}
+		cfg.Sandbox = sb
+	}
+	rt, err := workspace.NewLocal(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rt
+}
+
+// eachMode runs fn over the sandboxed runtime (the gateway's default) and
+// the plain one.
+func eachMode(t *testing.T, fn func(t *testing.T, sandboxed bool)) {
+	t.Run("sandboxed", func(t *testing.T) { fn(t, true) })
+	t.Run("plain", func(t *testing.T) { fn(t, false) })
 }
 
 type testClock struct{ now time.Time }
@@ -102,8 +119,12 @@ func filesOf(t *testing.T, rc io.ReadCloser) map[string]string {
 // adoption by a restarted gateway.
 func TestLocalRuntimeLifecycle(t *testing.T) {
 	t.Setenv("OIDC_CLIENT_SECRET", "gateway-secret-must-not-leak")
+	eachMode(t, testLocalLifecycle)
+}
+
+func testLocalLifecycle(t *testing.T, sandboxed bool) {
 	dir := t.TempDir()
-	rt := newLocal(t, dir)
+	rt := newLocal(t, dir, sandboxed)
 	store := kv.NewMemory(nil)
 	clk := &testClock{now: time.Now()}
 	m := newManager(t, rt, store, clk)
@@ -118,6 +139,7 @@ func TestLocalRuntimeLifecycle(t *testing.T) {
 	st, err := m.Wait(ctx, "default", "alice")
 	if err != nil || st.State != workspace.PhaseReady {
 		log, _ := os.ReadFile(filepath.Join(dir, "ws", key, "code-server.log"))
+		t.Cleanup(func() {})
 		t.Fatalf("status %+v, %v\n%s", st, err, log)
 	}
 	t.Logf("cold start to ready: %s", time.Since(begin))
@@ -126,16 +148,23 @@ func TestLocalRuntimeLifecycle(t *testing.T) {
 		t.Fatalf("health %+v %v", h, err)
 	}
 
-	// A unix socket, mode 0600, and no TCP port.
-	sock := filepath.Join(dir, "run", key+".sock")
+	// A unix socket, mode 0600, in a folder only its uid enters, and no
+	// TCP port.
+	sock := filepath.Join(dir, "run", key, "cs.sock")
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket folder %v %v", fi.Mode(), err)
 	}
 	pid := pidOf(t, dir, key)
 	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if bytes.Contains(cmdline, []byte("--bind-addr")) || !bytes.Contains(cmdline, []byte("--socket")) {
 		t.Fatalf("code-server command line: %q", cmdline)
+	}
+	if sandboxed && bytes.Contains(cmdline, []byte(dir)) {
+		t.Fatalf("the sandbox's command line names host paths: %q", cmdline)
 	}
 	// Its own process group, and none of the gateway's environment.
 	if pgid, _ := syscall.Getpgid(pid); pgid != pid {
@@ -155,7 +184,7 @@ func TestLocalRuntimeLifecycle(t *testing.T) {
 		}
 	}
 	if testsvc.ExtensionVSIX(t) != "" {
-		matches, _ := filepath.Glob(filepath.Join(dir, "ws", key, "extensions", "playbookstudio.playbook-agent-*"))
+		matches, _ := filepath.Glob(filepath.Join(dir, "ws", key, "home", ".code-server", "extensions", "playbookstudio.playbook-agent-*"))
 		if len(matches) != 1 {
 			t.Fatalf("the agent extension is not preinstalled: %v", matches)
 		}
@@ -165,7 +194,7 @@ func TestLocalRuntimeLifecycle(t *testing.T) {
 	if err := rt.CopyIn(ctx, key, "phishing-triage", tarOf(t, map[string]string{"playbook.py": "def run(alert, ctx):\n    return {}\n", "docs/README.md": "# Phishing\n"})); err != nil {
 		t.Fatal(err)
 	}
-	os.Symlink("/etc/passwd", filepath.Join(dir, "ws", key, "project", "phishing-triage", "passwd"))
+	os.Symlink("/etc/passwd", filepath.Join(dir, "ws", key, "home", "project", "phishing-triage", "passwd"))
 	rc, err := rt.CopyOut(ctx, key, "phishing-triage")
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +219,7 @@ func TestLocalRuntimeLifecycle(t *testing.T) {
 
 	// A restarted gateway adopts the running workspace and its token.
 	m.Close()
-	rt2 := newLocal(t, dir)
+	rt2 := newLocal(t, dir, sandboxed)
 	m2 := newManager(t, rt2, store, clk)
 	defer m2.Close()
 	if err := m2.Reconcile(ctx); err != nil {
