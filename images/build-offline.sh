@@ -32,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	"${sudo[@]}" apt-get update -qq >/dev/null
 	# netavark, aardvark-dns and catatonit are only recommended by podman.
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-		"${need[@]}" netavark aardvark-dns catatonit >/dev/null
+		"${need[@]}" netavark aardvark-dns catatonit iptables >/dev/null
 fi
 
 if [ "${REQUIRE_EXTENSION:-0}" = 1 ] && [ ! -f "$VSIX" ]; then
@@ -42,6 +42,7 @@ fi
 scripts/install-code-server.sh
 CS=.cache/code-server
 NODE=$(command -v node) || die "node is required (Node.js 20)"
+command -v go >/dev/null || die "go is required (it builds the guard, images/guard)"
 NODE=$(readlink -f "$NODE")
 
 # debian_mirror prints the Debian mirror apt already uses for $SUITE, from
@@ -103,7 +104,8 @@ fi
 hash_inputs() {
 	{
 		podman image inspect --format '{{.Id}}' "$BASE"
-		sha256sum images/Containerfile images/build-offline.sh internal/workspace/settings.json "$NODE" "$CS/package-lock.json"
+		sha256sum images/Containerfile images/build-offline.sh images/workspace-start.sh images/guard/*.go go.mod internal/workspace/settings.json "$NODE" "$CS/package-lock.json"
+		go version
 		ls "$CS"/.installed-*
 		if [ -f "$VSIX" ]; then sha256sum "$VSIX"; else echo "no extension"; fi
 	} | sha256sum | cut -c1-32
@@ -115,11 +117,15 @@ if podman image exists "$IMAGE" &&
 fi
 
 # 3. The build context: node, the npm tree (hard links: no 300 MB copy),
-#    a launcher, the extension.
+#    a launcher, the guard and the start script, the extension.
 say "building $IMAGE"
 ctx=.cache/image-context
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/usr/lib/code-server" "$ctx/extension"
+mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/usr/lib/code-server" "$ctx/extension"
+# The guard, the container's first process and only way in (images/guard),
+# and the start script it runs.
+CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o "$ctx/rootfs/usr/local/bin/pbs-guard" ./images/guard
+install -m 755 images/workspace-start.sh "$ctx/rootfs/usr/local/bin/pbs-workspace-start"
 cp "$NODE" "$ctx/rootfs/usr/bin/node"
 cp -al "$CS/node_modules" "$ctx/rootfs/usr/lib/code-server/node_modules" 2>/dev/null ||
 	cp -a "$CS/node_modules" "$ctx/rootfs/usr/lib/code-server/node_modules"
@@ -138,7 +144,8 @@ cp internal/workspace/settings.json "$ctx/rootfs/home/coder/.local/share/code-se
 old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 log=$(mktemp)
 start=$(date +%s)
-if ! podman build --file images/Containerfile --build-arg BASE="$BASE" \
+# --network=none: the build fetches nothing, so it needs no network stack.
+if ! podman build --network=none --file images/Containerfile --build-arg BASE="$BASE" \
 	--label io.playbookstudio.inputs="$inputs" --tag "$IMAGE" "$ctx" >"$log" 2>&1; then
 	tail -n 40 "$log" >&2
 	rm -f "$log"

@@ -26,11 +26,16 @@ if [ "${REQUIRE_EXTENSION:-0}" = 1 ] && [ ! -f "$VSIX" ]; then
 	exit 1
 fi
 
-# The official image has code-server and node: rootfs/ holds only the
-# workbench settings every workspace starts with.
+# The official image has code-server and node: rootfs/ holds the
+# workbench settings every workspace starts with, the guard and the start
+# script.
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs/home/coder/.local/share/code-server/User" "$ctx/extension"
+mkdir -p "$ctx/rootfs/home/coder/.local/share/code-server/User" "$ctx/rootfs/usr/local/bin" "$ctx/extension"
+# The guard, the container's first process and only way in (images/guard),
+# and the start script it runs.
+CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o "$ctx/rootfs/usr/local/bin/pbs-guard" ./images/guard
+install -m 755 images/workspace-start.sh "$ctx/rootfs/usr/local/bin/pbs-workspace-start"
 cp internal/workspace/settings.json "$ctx/rootfs/home/coder/.local/share/code-server/User/settings.json"
 if [ -f "$VSIX" ]; then
 	cp "$VSIX" "$ctx/extension/playbook-agent.vsix"

@@ -262,6 +262,10 @@ func newWorkspaces(ctx context.Context, cfg *config.Config, getenv func(string) 
 			Mode:             cfg.DockerMode,
 			GatewayContainer: cfg.DockerGateway,
 			InternalNetworks: cfg.DockerInternalNets,
+			Egress:           cfg.DockerEgress,
+			APIAddr:          cfg.DockerAPIAddr,
+			TmpfsSize:        cfg.WorkspaceTmpfsSize,
+			VolumeSize:       cfg.WorkspaceVolumeSize,
 		}, log)
 		if err != nil {
 			return nil, "", fmt.Errorf("WORKSPACE_RUNTIME=docker: %w", err)

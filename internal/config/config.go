@@ -54,9 +54,13 @@ type Config struct {
 	WorkspaceReadyTimeout time.Duration // WORKSPACE_READY_TIMEOUT
 	WorkspaceImage        string        // WORKSPACE_IMAGE
 	DockerHost            string        // DOCKER_HOST
-	DockerMode            string        // WORKSPACE_DOCKER_MODE: publish | network
+	DockerMode            string        // WORKSPACE_DOCKER_MODE: socket | publish | network
 	DockerGateway         string        // WORKSPACE_DOCKER_GATEWAY_CONTAINER
 	DockerInternalNets    bool          // WORKSPACE_DOCKER_INTERNAL_NETWORKS
+	DockerEgress          bool          // WORKSPACE_DOCKER_EGRESS
+	DockerAPIAddr         string        // WORKSPACE_DOCKER_API_ADDR
+	WorkspaceTmpfsSize    int64         // WORKSPACE_TMPFS_SIZE (bytes)
+	WorkspaceVolumeSize   int64         // WORKSPACE_VOLUME_SIZE (bytes, 0: none)
 	WorkspaceMemory       int64         // WORKSPACE_MEMORY (bytes)
 	WorkspaceNanoCPUs     int64         // WORKSPACE_CPUS (×1e9)
 	WorkspacePidsLimit    int64         // WORKSPACE_PIDS_LIMIT
@@ -118,9 +122,13 @@ func Settings() []Setting {
 		{"WORKSPACE_READY_TIMEOUT", "60s", "how long a workspace may take to become ready before it counts as failed"},
 		{"WORKSPACE_IMAGE", "localhost/playbook-workspace:latest", "the workspace image for the docker runtime"},
 		{"DOCKER_HOST", "", "the Docker Engine API (empty: the Docker default)"},
-		{"WORKSPACE_DOCKER_MODE", "publish", "docker runtime: publish (each workspace's port on 127.0.0.1; gateway on the host) or network (gateway in a container joining each workspace's network)"},
+		{"WORKSPACE_DOCKER_MODE", "socket", "docker runtime: socket (no network in the workspace: it reaches code-server and the gateway's API through sockets; gateway as root on the engine's host), publish (each workspace's guard port on 127.0.0.1; no egress control) or network (gateway in a container joining each workspace's internal network)"},
 		{"WORKSPACE_DOCKER_GATEWAY_CONTAINER", "", "network mode: the gateway's container name (empty: this container's hostname)"},
-		{"WORKSPACE_DOCKER_INTERNAL_NETWORKS", "false", "network mode: workspace networks without a route off the host (workspaces reach only the gateway)"},
+		{"WORKSPACE_DOCKER_INTERNAL_NETWORKS", "false", "network mode: kept for older configurations; workspace networks are internal unless WORKSPACE_DOCKER_EGRESS is set"},
+		{"WORKSPACE_DOCKER_EGRESS", "false", "network mode: give workspace networks a route off the host (default: they reach the gateway and nothing else)"},
+		{"WORKSPACE_DOCKER_API_ADDR", "", "socket mode: loopback host:port where workspaces' API connections are carried (empty: the host and port of WORKSPACE_GATEWAY_URL)"},
+		{"WORKSPACE_TMPFS_SIZE", "256m", "docker runtime: size of each writable tmpfs of a workspace (its home, /tmp); the root file system is read-only"},
+		{"WORKSPACE_VOLUME_SIZE", "0", "docker runtime: size limit of a new project volume (0: none; needs Podman with its storage on XFS with project quotas)"},
 		{"WORKSPACE_MEMORY", "2g", "docker runtime: memory limit of a workspace (bytes, or with k, m, g)"},
 		{"WORKSPACE_CPUS", "1", "docker runtime: CPUs of a workspace (may be fractional)"},
 		{"WORKSPACE_PIDS_LIMIT", "512", "docker runtime: process limit of a workspace"},
@@ -309,20 +317,34 @@ func parse(get func(string) string) (*Config, error) {
 		bad("WORKSPACE_NETWORK", "want none or host, got %q", c.WorkspaceNetwork)
 	}
 	c.WorkspaceUIDBase = int(integer(get, "WORKSPACE_UID_BASE", 1000, 1<<31-1<<20, bad))
+	switch c.DockerMode = get("WORKSPACE_DOCKER_MODE"); c.DockerMode {
+	case "socket", "publish", "network":
+	default:
+		bad("WORKSPACE_DOCKER_MODE", "want socket, publish or network, got %q", c.DockerMode)
+	}
 	if c.WorkspaceGatewayURL == "" {
 		c.WorkspaceGatewayURL = defaultWorkspaceGatewayURL(c)
 	} else if u, err := url.Parse(c.WorkspaceGatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("WORKSPACE_GATEWAY_URL", "want an absolute http(s) URL, got %q", c.WorkspaceGatewayURL)
 	}
-	switch c.DockerMode = get("WORKSPACE_DOCKER_MODE"); c.DockerMode {
-	case "publish", "network":
-	default:
-		bad("WORKSPACE_DOCKER_MODE", "want publish or network, got %q", c.DockerMode)
-	}
 	c.DockerGateway = get("WORKSPACE_DOCKER_GATEWAY_CONTAINER")
 	c.DockerInternalNets = boolean(get, "WORKSPACE_DOCKER_INTERNAL_NETWORKS", bad)
 	if c.DockerInternalNets && c.DockerMode != "network" {
 		bad("WORKSPACE_DOCKER_INTERNAL_NETWORKS", "needs WORKSPACE_DOCKER_MODE=network (ports are not published from internal networks)")
+	}
+	c.DockerEgress = boolean(get, "WORKSPACE_DOCKER_EGRESS", bad)
+	if c.DockerEgress && (c.DockerMode != "network" || c.DockerInternalNets) {
+		bad("WORKSPACE_DOCKER_EGRESS", "needs WORKSPACE_DOCKER_MODE=network and WORKSPACE_DOCKER_INTERNAL_NETWORKS unset")
+	}
+	c.DockerAPIAddr = get("WORKSPACE_DOCKER_API_ADDR")
+	if c.DockerAPIAddr != "" {
+		if host, _, err := net.SplitHostPort(c.DockerAPIAddr); err != nil || !isLoopback(host) {
+			bad("WORKSPACE_DOCKER_API_ADDR", "want a loopback host:port, got %q", c.DockerAPIAddr)
+		}
+	}
+	c.WorkspaceTmpfsSize = byteSize(get, "WORKSPACE_TMPFS_SIZE", 16<<20, 64<<30, bad)
+	if get("WORKSPACE_VOLUME_SIZE") != "0" {
+		c.WorkspaceVolumeSize = byteSize(get, "WORKSPACE_VOLUME_SIZE", 64<<20, 1<<50, bad)
 	}
 	c.WorkspaceMemory = byteSize(get, "WORKSPACE_MEMORY", 64<<20, 1<<40, bad)
 	if cpus, err := strconv.ParseFloat(get("WORKSPACE_CPUS"), 64); err != nil || cpus < 0.1 || cpus > 64 {
@@ -483,7 +505,9 @@ func integer(get func(string) string, env string, lo, hi int64, bad func(string,
 // machine, so they reach the gateway on loopback (a *.localhost portal name
 // resolves in browsers, not in Node); containers need a name set for them.
 func defaultWorkspaceGatewayURL(c *Config) string {
-	if c.WorkspaceRuntime == "local" {
+	// Local workspaces and socket-mode containers reach the gateway on
+	// their own loopback (forwarded to its API socket).
+	if c.WorkspaceRuntime == "local" || c.DockerMode == "socket" {
 		if _, port, err := net.SplitHostPort(c.ListenAddr); err == nil {
 			return "http://127.0.0.1:" + port
 		}
@@ -518,4 +542,13 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// isLoopback is true for 127.0.0.0/8, ::1 and localhost.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
