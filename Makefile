@@ -57,7 +57,9 @@ fuzz:
 	done
 
 # Proxy, workspace and lock figures on this machine (cmd/bench): one
-# `name<TAB>value<TAB>unit[<TAB>ratio]` line per figure on stdout.
+# `name<TAB>value<TAB>unit[<TAB>ratio]` line per figure on stdout; every
+# proxy figure for both IDE proxy engines (proxy_* relay, stdproxy_*
+# stdlib), each against nginx in the same run.
 # BENCH_FLAGS passes options, e.g. BENCH_FLAGS='-only proxy -duration 9s'.
 bench: build
 	@$(GO) run ./cmd/bench $(BENCH_FLAGS)

@@ -7,15 +7,23 @@
 // run (higher is better for rates, lower for latencies, memory and CPU).
 // Baselines are direct_* (straight to the workspace's unix socket) and
 // nginx_* (Debian's nginx set up as code-server's guide recommends).
-// Progress and diagnostics go to stderr. `make bench` runs it after
-// `make build`; everything it starts is stopped at the end, on error and
-// on Ctrl-C.
+// Every proxy figure is measured for both proxy engines in the same run:
+// proxy_* is the default engine (IDE_PROXY_ENGINE=relay: the gateway's
+// own HTTP forwarding and epoll WebSocket relay), stdproxy_* the stdlib
+// one (httputil.ReverseProxy over a tuned http.Transport). Each engine
+// runs in a gateway of its own, in front of a workspace of its own with
+// an nginx of its own over it, and its ratio is against that nginx; the
+// ways of a workload take turns in a rotated order every round, so the
+// noise of a shared machine spreads over all of them. Progress and
+// diagnostics (every way's figures, the second nginx's included) go to
+// stderr. `make bench` runs it after `make build`; everything it starts
+// is stopped at the end, on error and on Ctrl-C.
 //
 // Figures: workspace cold starts (local and Docker-on-Podman runtimes)
-// and warm Ensure; the IDE proxy three ways (the real code-server's
-// workbench.js and /healthz, WebSocket echo at 1, 32 and 256 connections
-// with cmd/bench/wsecho standing in for code-server, RSS per idle
-// WebSocket, CPU per round trip); the edit lock on a local Redis.
+// and warm Ensure; the IDE proxy (the real code-server's workbench.js
+// and /healthz, WebSocket echo at 1, 32 and 256 connections with
+// cmd/bench/wsecho standing in for code-server, RSS per idle WebSocket,
+// CPU per round trip); the edit lock on a local Redis.
 package main
 
 import (
@@ -33,6 +41,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/child"
 )
 
 type options struct {
@@ -69,7 +79,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute) // a hard bound on the whole run
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute) // a hard bound on the whole run
 	defer cancel()
 	cl := &cleanups{}
 	err := run(ctx, o, cl)
@@ -111,13 +121,18 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 		_ = os.RemoveAll(dir)
 	})
 	p := paths{root: root, dir: dir,
-		gateway:    filepath.Join(root, "bin", "gateway"),
-		devidp:     filepath.Join(root, "bin", "devidp"),
-		wsecho:     filepath.Join(dir, "wsecho"),
+		gateway: filepath.Join(root, "bin", "gateway"),
+		devidp:  filepath.Join(root, "bin", "devidp"),
+		// A folder of its own that anyone may read: a sandboxed workspace
+		// (another uid) runs wsecho from there.
+		wsecho:     filepath.Join(dir, "wsecho", "wsecho"),
 		codeServer: filepath.Join(root, ".cache", "code-server", "node_modules", ".bin", "code-server"),
 	}
 	if _, err := os.Stat(p.codeServer); err != nil {
 		return fmt.Errorf("code-server is not installed at %s: run `make build` (scripts/setup.sh installs it)", p.codeServer)
+	}
+	if err := os.Mkdir(filepath.Dir(p.wsecho), 0o755); err != nil {
+		return err
 	}
 	builds := [][2]string{{p.wsecho, "./cmd/bench/wsecho"}}
 	for _, b := range [][2]string{{p.gateway, "./cmd/gateway"}, {p.devidp, "./cmd/devidp"}} {
@@ -146,6 +161,8 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 	fmt.Fprintln(os.Stderr, "# ratio = gateway/nginx in the same run: higher is better for *_rps and *_rtps;")
 	fmt.Fprintln(os.Stderr, "# lower is better for latencies (p50, p99), memory (idle KiB) and CPU (µs per round trip).")
 	fmt.Fprintln(os.Stderr, "# direct_* = straight to the workspace's unix socket; nginx_* = Debian's nginx, same upstream.")
+	fmt.Fprintln(os.Stderr, "# proxy_* = the gateway's relay engine, stdproxy_* = its stdlib engine (httputil.ReverseProxy),")
+	fmt.Fprintln(os.Stderr, "# each with a workspace and an nginx of its own (nginx-std for stdproxy_*).")
 	progress("load average at start: %s (2 cores shared by client, proxy and backend)", loadavg())
 
 	if o.only["workspaces"] {
@@ -173,79 +190,126 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 
 var workbenchJS = regexp.MustCompile(`[^"'\s]*workbench\.js`)
 
-// benchProxy: figures B (a) to (e).
+// The proxy engines the bench compares (IDE_PROXY_ENGINE): each runs in
+// a gateway of its own, in front of a workspace of its own, with an nginx
+// of its own over that same workspace; a gateway figure's ratio is
+// against that nginx, in the same run.
+var engines = []struct{ engine, prefix, suffix string }{
+	{"relay", "proxy", ""},         // proxy_*: the default engine
+	{"stdlib", "stdproxy", "-std"}, // stdproxy_*: httputil.ReverseProxy
+}
+
+// stack is one engine's gateway, its session (alice's), the workspace's
+// socket and the nginx over it.
+type stack struct {
+	prefix, suffix string
+	g              *gatewayProc
+	s              *ideSession
+	sock           string
+	n              *nginxProc
+}
+
+func (st *stack) nginx() target {
+	return target{name: "nginx" + st.suffix, dial: tcpDialer(st.n.port), host: withPort(st.s.host, st.n.port), cookie: st.s.cookie}
+}
+
+func (st *stack) gateway() target {
+	return target{name: "gateway" + st.suffix, dial: tcpDialer(st.g.port), host: st.s.host, cookie: st.s.cookie}
+}
+
+// ways are the targets of a workload: direct (to the first stack's
+// workspace), then each stack's nginx and gateway.
+func ways(stacks []*stack) []target {
+	st := stacks[0]
+	ts := []target{{name: "direct", dial: unixDialer(st.sock), host: st.s.host, cookie: st.s.cookie}}
+	for _, st := range stacks {
+		ts = append(ts, st.nginx(), st.gateway())
+	}
+	return ts
+}
+
+// startStacks starts a gateway per engine over upstream (code-server or
+// wsecho), signs alice in on each, and starts an nginx over each
+// gateway's workspace.
+func startStacks(ctx context.Context, p paths, idp *devIDP, ports []int, name, upstream string, cl *cleanups) ([]*stack, error) {
+	var stacks []*stack
+	for i, e := range engines {
+		g, err := startGateway(ctx, p.gateway, p.dir, "gw-"+name+e.suffix, ports[i], e.engine, idp, upstream, cl)
+		if err != nil {
+			return nil, fmt.Errorf("gateway (%s, %s engine): %w", name, e.engine, err)
+		}
+		s, err := openIDE(ctx, g, idp, "alice", "alice")
+		if err != nil {
+			return nil, fmt.Errorf("gateway (%s, %s engine): %w%s", name, e.engine, err, logIfFailed(ctx, g.proc))
+		}
+		sock := filepath.Join(g.dataDir, "workspaces", "run", s.key, "cs.sock")
+		n, err := startNginx(ctx, p.dir, "nginx-"+name+e.suffix, sock, cl)
+		if err != nil {
+			return nil, fmt.Errorf("nginx: %w", err)
+		}
+		stacks = append(stacks, &stack{prefix: e.prefix, suffix: e.suffix, g: g, s: s, sock: sock, n: n})
+	}
+	return stacks, nil
+}
+
+// benchProxy: figures B (a) to (e), for each engine.
 func benchProxy(ctx context.Context, p paths, o options, out *output, cl *cleanups) error {
-	port1, err := freePort()
-	if err != nil {
-		return err
+	doHTTP := o.only["proxy"] || o.only["http"] || o.only["save"]
+	doWS := o.only["proxy"] || o.only["ws"]
+	var csPorts, wsPorts []int
+	var redirects, postLogout []string
+	for _, ports := range []*[]int{&csPorts, &wsPorts} {
+		for range engines {
+			port, err := child.FreePort()
+			if err != nil {
+				return err
+			}
+			*ports = append(*ports, port)
+			pub := "http://playbooks.localhost:" + strconv.Itoa(port)
+			redirects, postLogout = append(redirects, pub+"/auth/callback"), append(postLogout, pub+"/")
+		}
 	}
-	port2, err := freePort()
-	if err != nil {
-		return err
-	}
-	pub := func(port int) string { return "http://playbooks.localhost:" + strconv.Itoa(port) }
-	progress("proxy: dev provider, two gateways (real code-server; wsecho), two nginx")
-	idp, err := startDevIDP(ctx, p.devidp, p.dir,
-		[]string{pub(port1) + "/auth/callback", pub(port2) + "/auth/callback"}, []string{pub(port1) + "/", pub(port2) + "/"}, cl)
+	progress("proxy: dev provider; per engine (%d), a gateway with the real code-server and one with wsecho, each with an nginx over its workspace", len(engines))
+	idp, err := startDevIDP(ctx, p.devidp, p.dir, redirects, postLogout, cl)
 	if err != nil {
 		return fmt.Errorf("devidp: %w", err)
 	}
-	g1, err := startGateway(ctx, p.gateway, p.dir, "gw-codeserver", port1, idp, p.codeServer, cl)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	g2, err := startGateway(ctx, p.gateway, p.dir, "gw-wsecho", port2, idp, p.wsecho, cl)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	s1, err := openIDE(ctx, g1, idp, "alice", "alice")
-	if err != nil {
-		return fmt.Errorf("gateway with code-server: %w%s", err, logIfFailed(ctx, g1.proc))
-	}
-	s2, err := openIDE(ctx, g2, idp, "alice", "alice")
-	if err != nil {
-		return fmt.Errorf("gateway with wsecho: %w%s", err, logIfFailed(ctx, g2.proc))
-	}
-	sock1 := filepath.Join(g1.dataDir, "workspaces", "run", s1.key+".sock")
-	sock2 := filepath.Join(g2.dataDir, "workspaces", "run", s2.key+".sock")
-	n1, err := startNginx(ctx, p.dir, "nginx-codeserver", sock1, cl)
-	if err != nil {
-		return fmt.Errorf("nginx: %w", err)
-	}
-	n2, err := startNginx(ctx, p.dir, "nginx-wsecho", sock2, cl)
-	if err != nil {
-		return fmt.Errorf("nginx: %w", err)
-	}
-	ways := func(s *ideSession, sock string, n *nginxProc, g *gatewayProc) []target {
-		return []target{
-			{name: "direct", dial: unixDialer(sock), host: s.host, cookie: s.cookie},
-			{name: "nginx", dial: tcpDialer(n.port), host: withPort(s.host, n.port), cookie: s.cookie},
-			{name: "gateway", dial: tcpDialer(g.port), host: s.host, cookie: s.cookie},
-		}
-	}
 
-	if o.only["proxy"] || o.only["http"] {
-		if err := benchHTTP(ctx, o, out, ways(s1, sock1, n1, g1), s1.project); err != nil {
+	if doHTTP {
+		cs, err := startStacks(ctx, p, idp, csPorts, "codeserver", p.codeServer, cl)
+		if err != nil {
 			return err
 		}
-	}
-	if o.only["proxy"] || o.only["save"] {
-		if err := benchSave(ctx, out, s1); err != nil {
-			return err
+		if o.only["proxy"] || o.only["http"] {
+			if err := benchHTTP(ctx, o, out, cs); err != nil {
+				return err
+			}
+		}
+		if o.only["proxy"] || o.only["save"] {
+			if err := benchSave(ctx, out, cs[0].g, cs[0].s); err != nil {
+				return err
+			}
+		}
+		// The code-server side is done: stop it, so it takes no CPU from the rest.
+		for _, st := range cs {
+			st.n.Stop(syscall.SIGTERM, 10*time.Second)
+			st.g.shutdown()
 		}
 	}
-	// The code-server side is done: stop it, so it takes no CPU from the rest.
-	n1.stop(syscall.SIGTERM, 10*time.Second)
-	g1.shutdown()
-	if o.only["proxy"] || o.only["ws"] {
-		return benchWS(ctx, o, out, ways(s2, sock2, n2, g2), n2, g2)
+	if doWS {
+		ec, err := startStacks(ctx, p, idp, wsPorts, "wsecho", p.wsecho, cl)
+		if err != nil {
+			return err
+		}
+		return benchWS(ctx, o, out, ec)
 	}
 	return nil
 }
 
 // benchHTTP: (a) and (b), with the real code-server.
-func benchHTTP(ctx context.Context, o options, out *output, cs []target, project string) error {
-	status, page, err := fetch(ctx, cs[0], "/?folder="+url.QueryEscape(project), "Accept: text/html\r\n")
+func benchHTTP(ctx context.Context, o options, out *output, stacks []*stack) error {
+	cs := ways(stacks)
+	status, page, err := fetch(ctx, cs[0], "/?folder="+url.QueryEscape(stacks[0].s.project), "Accept: text/html\r\n")
 	if err != nil || status != 200 {
 		return fmt.Errorf("workbench page: %d %v", status, err)
 	}
@@ -268,18 +332,20 @@ func benchHTTP(ctx context.Context, o options, out *output, cs []target, project
 		size = int64(len(body))
 	}
 	progress("(a) %s: %d bytes, 4 connections, no compression", js, size)
-	httpFigure(ctx, out, cs, js, 4, size, "asset_rps", o)
+	httpFigure(ctx, out, stacks, js, 4, size, "asset_rps", o)
 	progress("(b) /healthz, 32 connections")
-	httpFigure(ctx, out, cs, "/healthz", 32, 0, "small_rps", o)
+	httpFigure(ctx, out, stacks, "/healthz", 32, 0, "small_rps", o)
 	return nil
 }
 
-// benchWS: (d) then (c) and (e), wsecho behind the second gateway and
-// nginx, each fresh for the memory figure.
-func benchWS(ctx context.Context, o options, out *output, ec []target, n2 *nginxProc, g2 *gatewayProc) error {
-	groups := map[string]*procGroup{
-		"nginx":   {pid: n2.pid(), withChildren: true},
-		"gateway": {pid: g2.pid()},
+// benchWS: (d) then (c) and (e), wsecho behind each engine's gateway and
+// its nginx, each fresh for the memory figure.
+func benchWS(ctx context.Context, o options, out *output, stacks []*stack) error {
+	ec := ways(stacks)
+	groups := map[string]*procGroup{}
+	for _, st := range stacks {
+		groups["nginx"+st.suffix] = &procGroup{pid: st.n.PID(), withChildren: true}
+		groups["gateway"+st.suffix] = &procGroup{pid: st.g.PID()}
 	}
 	progress("(d) %d idle WebSockets", o.idle)
 	idle := map[string]float64{}
@@ -291,7 +357,9 @@ func benchWS(ctx context.Context, o options, out *output, ec []target, n2 *nginx
 		idle[t.name] = kib
 	}
 	out.line("nginx_ws_idle_kib_per_conn", idle["nginx"], "KiB")
-	out.ratioLine("proxy_ws_idle_kib_per_conn", idle["gateway"], "KiB", idle["nginx"])
+	for _, st := range stacks {
+		out.ratioLine(st.prefix+"_ws_idle_kib_per_conn", idle["gateway"+st.suffix], "KiB", idle["nginx"+st.suffix])
+	}
 
 	cpu := map[string]time.Duration{}
 	rts := map[string]int64{}
@@ -316,7 +384,7 @@ func benchWS(ctx context.Context, o options, out *output, ec []target, n2 *nginx
 		}
 		for _, t := range ec {
 			r := res[t.name]
-			progress("  %-7s %8.0f rt/s  p50 %6.0fµs  p99 %6.0fµs  (%d round trips, proxy CPU %s)", t.name, r.rtps(), us(r.p50), us(r.p99), r.all, r.cpu)
+			progress("  %-11s %8.0f rt/s  p50 %6.0fµs  p99 %6.0fµs  (%d round trips, proxy CPU %s)", t.name, r.rtps(), us(r.p50), us(r.p99), r.all, r.cpu)
 		}
 		sfx := "_c" + strconv.Itoa(c)
 		for _, f := range []struct {
@@ -329,17 +397,23 @@ func benchWS(ctx context.Context, o options, out *output, ec []target, n2 *nginx
 		} {
 			out.line("direct_"+f.name+sfx, f.v(*res["direct"]), f.unit)
 			out.line("nginx_"+f.name+sfx, f.v(*res["nginx"]), f.unit)
-			out.ratioLine("proxy_"+f.name+sfx, f.v(*res["gateway"]), f.unit, f.v(*res["nginx"]))
+			for _, st := range stacks {
+				out.ratioLine(st.prefix+"_"+f.name+sfx, f.v(*res["gateway"+st.suffix]), f.unit, f.v(*res["nginx"+st.suffix]))
+			}
 		}
 	}
 	perRT := func(name string) float64 { return us(cpu[name]) / float64(max(rts[name], 1)) }
 	out.line("nginx_ws_cpu_us_per_rt", perRT("nginx"), "µs")
-	out.ratioLine("proxy_ws_cpu_us_per_rt", perRT("gateway"), "µs", perRT("nginx"))
+	for _, st := range stacks {
+		out.ratioLine(st.prefix+"_ws_cpu_us_per_rt", perRT("gateway"+st.suffix), "µs", perRT("nginx"+st.suffix))
+	}
 	return nil
 }
 
-// httpFigure runs one HTTP workload three ways and prints its lines.
-func httpFigure(ctx context.Context, out *output, ts []target, path string, conns int, size int64, name string, o options) {
+// httpFigure runs one HTTP workload every way, in rotation, and prints
+// its lines.
+func httpFigure(ctx context.Context, out *output, stacks []*stack, path string, conns int, size int64, name string, o options) {
+	ts := ways(stacks)
 	agg := map[string]*loadResult{}
 	for _, t := range ts {
 		agg[t.name] = &loadResult{}
@@ -359,7 +433,7 @@ func httpFigure(ctx context.Context, out *output, ts []target, path string, conn
 	rps := map[string]float64{}
 	for _, t := range ts {
 		r := agg[t.name]
-		progress("  %-7s %8.1f req/s  (%d ok, %d failed, %.0f MB/s)%s", t.name, r.rps(), r.ok, r.failed,
+		progress("  %-11s %8.1f req/s  (%d ok, %d failed, %.0f MB/s)%s", t.name, r.rps(), r.ok, r.failed,
 			float64(r.bytes)/r.window.Seconds()/1e6, errNote(r.firstErr))
 		rps[t.name] = math.NaN()
 		if r.ok > 0 {
@@ -368,7 +442,9 @@ func httpFigure(ctx context.Context, out *output, ts []target, path string, conn
 	}
 	out.line("direct_"+name, rps["direct"], "req/s")
 	out.line("nginx_"+name, rps["nginx"], "req/s")
-	out.ratioLine("proxy_"+name, rps["gateway"], "req/s", rps["nginx"])
+	for _, st := range stacks {
+		out.ratioLine(st.prefix+"_"+name, rps["gateway"+st.suffix], "req/s", rps["nginx"+st.suffix])
+	}
 }
 
 // logIfFailed is a process's log tail for an error message, unless the
@@ -377,7 +453,7 @@ func logIfFailed(ctx context.Context, p *proc) string {
 	if ctx.Err() != nil {
 		return ""
 	}
-	return "\n" + p.logTail(10)
+	return "\n" + p.LogTail(10)
 }
 
 func errNote(err error) string {

@@ -2,19 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/child"
 )
 
 // cleanups run in reverse order at the end, on error and on Ctrl-C.
@@ -43,124 +39,9 @@ func (c *cleanups) run() {
 	}
 }
 
-// proc is a child process this program started; stop ends it by its PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
-	log  string
-}
-
-// startProc starts bin in its own process group (so a Ctrl-C on the
-// terminal reaches only this program, which then stops its children in
-// order) with Pdeathsig, so nothing outlives a crash of this program.
-func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if logPath != "" {
-		f, err := os.Create(logPath)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		cmd.Stdout, cmd.Stderr = f, f
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends sig (SIGTERM for most), then SIGKILL after grace.
-func (p *proc) stop(sig syscall.Signal, grace time.Duration) {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(sig)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-}
-
-func (p *proc) logTail(n int) string {
-	raw, err := os.ReadFile(p.log)
-	if err != nil {
-		return ""
-	}
-	ls := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, "\n")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitTCP(ctx context.Context, addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s not listening: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitHTTP polls url until it answers 200; p, when set, must not exit.
-func waitHTTP(ctx context.Context, url string, within time.Duration, p *proc) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited:\n%s", p.name, p.logTail(20))
-		}
-		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				hc.CloseIdleConnections()
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s not ready: %v", url, last)
-}
+// proc is a process this program started (internal/child): stop ends it
+// by its PID.
+type proc = child.Proc
 
 // repoRoot is the module root: the working directory or a parent with
 // this module's go.mod.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/child"
 )
 
 // startRedis runs redis-server on a free loopback port, no persistence.
@@ -21,19 +23,19 @@ func startRedis(ctx context.Context, dir string, cl *cleanups) (addr string, err
 	if err != nil {
 		return "", errors.New("redis-server is not installed (make setup installs Debian's redis-server)")
 	}
-	port, err := freePort()
+	port, err := child.FreePort()
 	if err != nil {
 		return "", err
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
-	p, err := startProc("redis-server", filepath.Join(dir, "redis.log"), os.Environ(), bin,
+	p, err := child.Start("redis-server", filepath.Join(dir, "redis.log"), os.Environ(), bin,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
 		"--dir", dir, "--protected-mode", "yes")
 	if err != nil {
 		return "", err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 5*time.Second) })
-	return addr, waitTCP(ctx, addr, 10*time.Second)
+	cl.add(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
+	return addr, child.WaitTCP(ctx, addr, 10*time.Second, p)
 }
 
 // devIDP is bin/devidp on a free port.
@@ -42,12 +44,12 @@ type devIDP struct {
 }
 
 func startDevIDP(ctx context.Context, bin, dir string, redirects, postLogout []string, cl *cleanups) (*devIDP, error) {
-	port, err := freePort()
+	port, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	d := &devIDP{issuer: "http://127.0.0.1:" + strconv.Itoa(port), clientID: "playbook-studio", secret: "bench-secret-" + strconv.Itoa(port)}
-	p, err := startProc("devidp", filepath.Join(dir, "devidp.log"), []string{"PATH=" + os.Getenv("PATH")},
+	p, err := child.Start("devidp", filepath.Join(dir, "devidp.log"), []string{"PATH=" + os.Getenv("PATH")},
 		bin,
 		"-addr", "127.0.0.1:"+strconv.Itoa(port), "-issuer", d.issuer,
 		"-client-id", d.clientID, "-client-secret", d.secret,
@@ -56,8 +58,8 @@ func startDevIDP(ctx context.Context, bin, dir string, redirects, postLogout []s
 	if err != nil {
 		return nil, err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 5*time.Second) })
-	return d, waitHTTP(ctx, d.issuer+"/.well-known/openid-configuration", 15*time.Second, p)
+	cl.add(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
+	return d, child.WaitHTTP(ctx, nil, d.issuer+"/.well-known/openid-configuration", 15*time.Second, p)
 }
 
 // gatewayProc is a bin/gateway process with its own data folder.
@@ -73,15 +75,16 @@ type gatewayProc struct {
 // shutdown stops the gateway, then the workspaces it started: they
 // outlive a gateway by design (a restarted one adopts them).
 func (g *gatewayProc) shutdown() {
-	g.stop(syscall.SIGTERM, 20*time.Second)
+	g.Stop(syscall.SIGTERM, 20*time.Second)
 	stopLocalWorkspaces(filepath.Join(g.dataDir, "workspaces"), g.codeServer)
 }
 
-// startGateway runs bin/gateway on port with the local runtime and
-// codeServer (the real one or wsecho), in memory, no extension. Its
+// startGateway runs bin/gateway on port with the proxy engine, the local
+// runtime and codeServer (the real one or wsecho), in memory, no
+// extension. Its
 // stdout (one JSON line per request) goes to a file, as nginx's access
 // log does.
-func startGateway(ctx context.Context, bin, dir, name string, port int, idp *devIDP, codeServer string, cl *cleanups) (*gatewayProc, error) {
+func startGateway(ctx context.Context, bin, dir, name string, port int, engine string, idp *devIDP, codeServer string, cl *cleanups) (*gatewayProc, error) {
 	g := &gatewayProc{port: port, public: "http://playbooks.localhost:" + strconv.Itoa(port), dataDir: filepath.Join(dir, name)}
 	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
 		return nil, err
@@ -98,16 +101,17 @@ func startGateway(ctx context.Context, bin, dir, name string, port int, idp *dev
 		"DATA_DIR=" + g.dataDir,
 		"CODE_SERVER_BIN=" + codeServer,
 		"EDIT_SESSION_TTL=30m",
+		"IDE_PROXY_ENGINE=" + engine,
 		"LOG_LEVEL=info",
 	}
-	p, err := startProc(name, filepath.Join(dir, name+".log"), env, bin, "-workspace-extension=")
+	p, err := child.Start(name, filepath.Join(dir, name+".log"), env, bin, "-workspace-extension=")
 	if err != nil {
 		return nil, err
 	}
 	g.proc = p
 	g.codeServer = codeServer
 	cl.add(g.shutdown)
-	return g, waitHTTP(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz", 20*time.Second, p)
+	return g, child.WaitHTTP(ctx, nil, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz", 20*time.Second, p)
 }
 
 // nginxProc is Debian's nginx run as this program's own process.
@@ -176,7 +180,7 @@ func startNginx(ctx context.Context, dir, name, sock string, cl *cleanups) (*ngi
 		}
 		bin = "/usr/sbin/nginx"
 	}
-	port, err := freePort()
+	port, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -195,19 +199,19 @@ func startNginx(ctx context.Context, dir, name, sock string, cl *cleanups) (*ngi
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc(name, filepath.Join(ndir, "stderr.log"), []string{"PATH=" + os.Getenv("PATH")}, bin,
+	p, err := child.Start(name, filepath.Join(ndir, "stderr.log"), []string{"PATH=" + os.Getenv("PATH")}, bin,
 		"-p", ndir, "-c", confPath, "-e", filepath.Join(ndir, "error.log"))
 	if err != nil {
 		return nil, err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 10*time.Second) })
+	cl.add(func() { p.Stop(syscall.SIGTERM, 10*time.Second) })
 	n := &nginxProc{proc: p, port: port}
-	if err := waitTCP(ctx, "127.0.0.1:"+strconv.Itoa(port), 10*time.Second); err != nil {
+	if err := child.WaitTCP(ctx, "127.0.0.1:"+strconv.Itoa(port), 10*time.Second, p); err != nil {
 		raw, _ := os.ReadFile(filepath.Join(ndir, "error.log"))
-		return nil, fmt.Errorf("%w\n%s\n%s", err, raw, p.logTail(10))
+		return nil, fmt.Errorf("%w\n%s\n%s", err, raw, p.LogTail(10))
 	}
 	// Wait for its workers.
-	for i := 0; i < 100 && len(children(p.pid())) == 0; i++ {
+	for i := 0; i < 100 && len(children(p.PID())) == 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return n, nil
@@ -252,34 +256,20 @@ func startPodman(ctx context.Context, cl *cleanups) (*podman, error) {
 	}
 	sock := filepath.Join(dir, "podman.sock")
 	pm.dockerHost = "unix://" + sock
-	p, err := startProc("podman", filepath.Join(dir, "service.log"), pm.env(), bin, "system", "service", "--time=0", pm.dockerHost)
+	p, err := child.Start("podman", filepath.Join(dir, "service.log"), pm.env(), bin, "system", "service", "--time=0", pm.dockerHost)
 	if err != nil {
 		return nil, err
 	}
-	cl.add(func() { p.stop(syscall.SIGTERM, 10*time.Second) })
+	cl.add(func() { p.Stop(syscall.SIGTERM, 10*time.Second) })
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}
 	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if p.exited() {
-			return nil, fmt.Errorf("podman system service exited:\n%s", p.logTail(20))
-		}
-		resp, err := hc.Get("http://podman/_ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return pm, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("podman system service did not answer: %v\n%s", err, p.logTail(20))
-		}
-		time.Sleep(25 * time.Millisecond)
+	if err := child.WaitHTTP(ctx, &http.Client{Transport: tr}, "http://podman/_ping", 20*time.Second, p); err != nil {
+		return nil, fmt.Errorf("podman system service: %w", err)
 	}
+	return pm, nil
 }
 
 func (p *podman) env() []string { return append(os.Environ(), "CONTAINERS_CONF="+p.conf) }

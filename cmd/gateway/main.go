@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite}, sessions, workspaces, store, log)
+	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite, Engine: cfg.IDEProxyEngine}, sessions, workspaces, store, log)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package ideproxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +37,7 @@ var alice = editsession.Identity{ID: "alice", Name: "Alice", Tenant: "t1"}
 // backend on a unix socket.
 type fixture struct {
 	t        testing.TB
+	engine   string // Config.Engine
 	p        *Proxy
 	sessions *editsession.Service
 	rt       *workspacetest.Runtime
@@ -46,9 +49,19 @@ type fixture struct {
 	conns    atomic.Int64 // connections the backend accepted
 }
 
-func newFixture(t testing.TB, backend http.Handler) *fixture {
+// engines are the proxy engines the behaviour tests run against.
+var engines = []string{EngineRelay, EngineStdlib}
+
+// forEngines runs test once per engine, as subtests named after them.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, e := range engines {
+		t.Run(e, func(t *testing.T) { test(t, e) })
+	}
+}
+
+func newFixture(t testing.TB, engine string, backend http.Handler) *fixture {
 	t.Helper()
-	f := &fixture{t: t}
+	f := &fixture{t: t, engine: engine}
 	sock := filepath.Join(t.TempDir(), "ws.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -93,7 +106,7 @@ func (f *fixture) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sessions.Close() })
-	f.p, err = New(Config{Hosts: hosts}, f.sessions, ws, store, log)
+	f.p, err = New(Config{Hosts: hosts, Engine: f.engine}, f.sessions, ws, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,27 +180,39 @@ func (f *fixture) end() {
 // what came after the handshake.
 func (f *fixture) wsDial() (net.Conn, *bufio.Reader) {
 	f.t.Helper()
-	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	c, br, err := f.wsOpen()
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	return c, br
+}
+
+// wsOpen is wsDial for goroutines other than the test's.
+func (f *fixture) wsOpen() (net.Conn, *bufio.Reader, error) {
+	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	if err != nil {
+		return nil, nil, err
 	}
 	req := "GET /ws HTTP/1.1\r\nHost: " + f.host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Origin: http://" + f.host + "\r\nCookie: " + f.cookie + "\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
-		f.t.Fatal(err)
+		c.Close()
+		return nil, nil, err
 	}
 	br := bufio.NewReader(c)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		f.t.Fatal(err)
+		c.Close()
+		return nil, nil, err
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		f.t.Fatalf("upgrade: %d", resp.StatusCode)
+		c.Close()
+		return nil, nil, fmt.Errorf("upgrade: %d", resp.StatusCode)
 	}
-	return c, br
+	return c, br, nil
 }
 
 // echoUpgrade is a backend handler that upgrades any request and echoes
@@ -204,6 +229,42 @@ func echoUpgrade(w http.ResponseWriter, r *http.Request) {
 	defer c.Close()
 	_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	_, _ = io.Copy(c, brw.Reader)
+}
+
+// listenConns serves every connection to a new unix socket with handle,
+// closing it after, until stop (or the test's end), which closes the
+// socket and waits for the handlers. dial reaches it.
+func listenConns(t testing.TB, handle func(c net.Conn)) (dial func(ctx context.Context) (net.Conn, error), stop func()) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "ws.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	stop = sync.OnceFunc(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	t.Cleanup(stop)
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", ln.Addr().String())
+	}, stop
 }
 
 // waitFor polls cond for up to 5 s.

@@ -35,7 +35,12 @@ const (
 	// headerTimeout bounds the wait for the response's head.
 	headerTimeout = 60 * time.Second
 	dialTimeout   = 15 * time.Second
+	// maxResponseHead bounds the response's head, 1xx answers included:
+	// the workspace is not trusted.
+	maxResponseHead = 1 << 20
 )
+
+var errHeadTooLarge = fmt.Errorf("the workspace's response head is over %d bytes", maxResponseHead)
 
 // upstream is one workspace's pool of idle keep-alive connections.
 type upstream struct {
@@ -55,6 +60,7 @@ type bconn struct {
 	br     *bufio.Reader // reads through the bconn, which counts bytes
 	bw     *bufio.Writer
 	nread  int64
+	limit  int64 // when not 0, Read fails once nread reaches it
 	idleAt time.Time
 	// bodyc reports the end of the request body's writer, when the body
 	// is written by a goroutine of its own.
@@ -68,6 +74,12 @@ type bconn struct {
 }
 
 func (bc *bconn) Read(b []byte) (int, error) {
+	if bc.limit != 0 {
+		if bc.nread >= bc.limit {
+			return 0, errHeadTooLarge
+		}
+		b = b[:min(int64(len(b)), bc.limit-bc.nread)]
+	}
 	n, err := bc.conn.Read(b)
 	bc.nread += int64(n)
 	return n, err
@@ -262,14 +274,20 @@ func (p *Proxy) roundTrip(bc *bconn, r *http.Request) (*http.Response, error) {
 	if r.ContentLength != 0 {
 		c := make(chan error, 1)
 		bc.bodyc = c
-		go func() { c <- p.writeBody(bc.bw, r) }()
+		go func() { c <- p.writeBody(bc, r) }()
 	}
+	// The head (1xx answers included) may not be larger than
+	// maxResponseHead; what is buffered already counts.
+	bc.limit = bc.nread - int64(bc.br.Buffered()) + maxResponseHead
+	defer func() { bc.limit = 0 }()
 	for {
 		resp, err := http.ReadResponse(bc.br, r)
 		if err != nil {
 			return nil, p.timedOut(bc, err)
 		}
 		switch {
+		case resp.StatusCode < 100:
+			return nil, fmt.Errorf("the workspace answered an invalid status %d", resp.StatusCode)
 		case resp.StatusCode >= 200:
 			return resp, nil
 		case resp.StatusCode == http.StatusSwitchingProtocols:
@@ -348,7 +366,9 @@ func (p *Proxy) writeHead(bw *bufio.Writer, r *http.Request) error {
 	if te := r.Header["Te"]; len(te) > 0 && listedIn(te, "trailers") {
 		_, _ = bw.WriteString("Te: trailers\r\n")
 	}
-	writeCookies(bw, r.Header["Cookie"])
+	if len(connection) == 0 || !listedIn(connection, "Cookie") {
+		writeCookies(bw, r.Header["Cookie"])
+	}
 	_, _ = bw.WriteString("X-Forwarded-Host: ")
 	_, _ = bw.WriteString(r.Host)
 	_, _ = bw.WriteString("\r\nX-Forwarded-Proto: ")
@@ -371,8 +391,26 @@ func (p *Proxy) writeHead(bw *bufio.Writer, r *http.Request) error {
 	return bw.Flush()
 }
 
-// writeBody writes r's body after its head.
-func (p *Proxy) writeBody(bw *bufio.Writer, r *http.Request) error {
+// writeBody writes r's body after its head. If the browser's body
+// fails (it went away, or sent less than it announced), the connection
+// is closed: the workspace must not wait for the rest, nor answer a
+// truncated request.
+func (p *Proxy) writeBody(bc *bconn, r *http.Request) error {
+	err := p.copyBody(bc.bw, r)
+	var rerr *bodyError
+	if errors.As(err, &rerr) {
+		_ = bc.conn.Close()
+	}
+	return err
+}
+
+// bodyError is a failure to read the browser's request body.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+func (p *Proxy) copyBody(bw *bufio.Writer, r *http.Request) error {
 	if r.ContentLength < 0 {
 		return p.writeChunked(bw, r)
 	}
@@ -389,16 +427,17 @@ func (p *Proxy) writeBody(bw *bufio.Writer, r *http.Request) error {
 			left -= int64(n)
 		}
 		if err == io.EOF && left > 0 {
-			return io.ErrUnexpectedEOF
+			return &bodyError{io.ErrUnexpectedEOF}
 		}
 		if err != nil && err != io.EOF {
-			return err
+			return &bodyError{err}
 		}
 	}
 	return bw.Flush()
 }
 
 // writeChunked streams a body of unknown length, a chunk per read.
+// Request trailers are not passed on (neither does the stdlib engine).
 func (p *Proxy) writeChunked(bw *bufio.Writer, r *http.Request) error {
 	buf := p.buffers.get()
 	defer p.buffers.put(buf)
@@ -418,19 +457,10 @@ func (p *Proxy) writeChunked(bw *bufio.Writer, r *http.Request) error {
 			break
 		}
 		if err != nil {
-			return err
+			return &bodyError{err}
 		}
 	}
-	_, _ = bw.WriteString("0\r\n")
-	for k, vv := range r.Trailer {
-		for _, v := range vv {
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			_, _ = bw.WriteString(v)
-			_, _ = bw.WriteString("\r\n")
-		}
-	}
-	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.WriteString("0\r\n\r\n")
 	return bw.Flush()
 }
 
@@ -502,6 +532,11 @@ func (p *Proxy) respond(c echo.Context, st *sessionState, bc *bconn, resp *http.
 		} else {
 			h[k] = vv
 		}
+	}
+	if _, ok := resp.Header["Content-Type"]; !ok {
+		// What the workspace sent, no more: net/http does not sniff a
+		// type for it.
+		h["Content-Type"] = nil
 	}
 	announced := len(resp.Trailer)
 	if announced > 0 {

@@ -20,9 +20,11 @@ import (
 	"github.com/playbookstudio/gateway/internal/workspace/workspacetest"
 )
 
-func TestForwardHeadersAndKeepAlive(t *testing.T) {
+func TestForwardHeadersAndKeepAlive(t *testing.T) { forEngines(t, testForwardHeadersAndKeepAlive) }
+
+func testForwardHeadersAndKeepAlive(t *testing.T, engine string) {
 	var seen atomic.Pointer[http.Request]
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Store(r)
 		w.Header().Set("Connection", "X-Private")
 		w.Header().Set("X-Private", "hop")
@@ -84,10 +86,12 @@ func TestForwardHeadersAndKeepAlive(t *testing.T) {
 	}
 }
 
-func TestForwardBodies(t *testing.T) {
+func TestForwardBodies(t *testing.T) { forEngines(t, testForwardBodies) }
+
+func testForwardBodies(t *testing.T, engine string) {
 	big := make([]byte, 5<<20+123)
 	_, _ = rand.Read(big)
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
 			w.Header().Set("X-Length", fmt.Sprint(r.ContentLength))
@@ -194,9 +198,11 @@ func TestForwardBodies(t *testing.T) {
 	}
 }
 
-func TestForwardStreams(t *testing.T) {
+func TestForwardStreams(t *testing.T) { forEngines(t, testForwardStreams) }
+
+func testForwardStreams(t *testing.T, engine string) {
 	next := make(chan struct{})
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
@@ -230,33 +236,16 @@ func TestForwardStreams(t *testing.T) {
 // closes the connection without saying so, like a server whose keep-alive
 // timeout just passed.
 func rawBackend(t *testing.T, requests *atomic.Int64) (dial func(ctx context.Context) (net.Conn, error)) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				requests.Add(1)
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
+	dial, _ = listenConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	return func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}
+		requests.Add(1)
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	return dial
 }
 
 func TestForwardRetriesAClosedPooledConnection(t *testing.T) {
@@ -316,8 +305,10 @@ func workspaceKey(f *fixture) string {
 	return sess.WorkspaceKey
 }
 
-func TestForwardUnreachableWorkspace(t *testing.T) {
-	f := &fixture{t: t, rt: &workspacetest.Runtime{DialFunc: func(context.Context) (net.Conn, error) {
+func TestForwardUnreachableWorkspace(t *testing.T) { forEngines(t, testForwardUnreachableWorkspace) }
+
+func testForwardUnreachableWorkspace(t *testing.T, engine string) {
+	f := &fixture{t: t, engine: engine, rt: &workspacetest.Runtime{DialFunc: func(context.Context) (net.Conn, error) {
 		return nil, errors.New("connection refused")
 	}}}
 	f.start()
@@ -329,10 +320,12 @@ func TestForwardUnreachableWorkspace(t *testing.T) {
 	}
 }
 
-func TestCutAbortsRequestsInFlight(t *testing.T) {
+func TestCutAbortsRequestsInFlight(t *testing.T) { forEngines(t, testCutAbortsRequestsInFlight) }
+
+func testCutAbortsRequestsInFlight(t *testing.T, engine string) {
 	arrived := make(chan string, 2)
 	release := make(chan struct{})
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/partial" {
 			w.Header().Set("Content-Length", "100")
 			_, _ = io.WriteString(w, "half")
@@ -440,69 +433,56 @@ func BenchmarkWriteHead(b *testing.B) {
 // cannedBackend answers every request on a keep-alive connection with the
 // same small response, allocating nothing per request.
 func cannedBackend(t testing.TB) func(ctx context.Context) (net.Conn, error) {
-	ln, err := net.Listen("unix", t.TempDir()+"/c.sock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	const resp = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Wed, 25 Nov 2026 22:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 36\r\n\r\n{\"status\":\"alive\",\"lastHeartbeat\":0}"
-	go func() {
+	dial, _ := listenConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+			}
+			if _, err := io.WriteString(c, resp); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := io.WriteString(c, resp); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", ln.Addr().String())
-	}
+	})
+	return dial
 }
 
 // BenchmarkServe is one small proxied GET through Serve (no network on
-// the browser's side).
+// the browser's side), per engine.
 func BenchmarkServe(b *testing.B) {
-	f := &fixture{t: b, rt: workspacetest.New()}
-	f.rt.DialFunc = cannedBackend(b)
-	f.start()
-	e := echo.New()
-	e.Any("/*", f.p.Serve)
-	req := httptest.NewRequest(http.MethodGet, "http://"+f.host+"/healthz", nil)
-	req.Header.Set("Cookie", f.cookie)
-	req.Header.Set("User-Agent", "pbs-bench")
-	req.Header.Set("Accept", "*/*")
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		e.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatal(w.Code, w.Body.String())
-		}
+	for _, engine := range engines {
+		b.Run(engine, func(b *testing.B) {
+			f := &fixture{t: b, engine: engine, rt: workspacetest.New()}
+			f.rt.DialFunc = cannedBackend(b)
+			f.start()
+			e := echo.New()
+			e.Any("/*", f.p.Serve)
+			req := httptest.NewRequest(http.MethodGet, "http://"+f.host+"/healthz", nil)
+			req.Header.Set("Cookie", f.cookie)
+			req.Header.Set("User-Agent", "pbs-bench")
+			req.Header.Set("Accept", "*/*")
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				e.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatal(w.Code, w.Body.String())
+				}
+			}
+		})
 	}
 }
 
 func TestWatchdogEndsAHangingRequest(t *testing.T) {
 	arrived := make(chan struct{}, 1)
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFixture(t, EngineRelay, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-r.Context().Done() // never answers
 	}))
@@ -537,7 +517,7 @@ func TestWatchdogEndsAHangingRequest(t *testing.T) {
 }
 
 func TestIdleConnectionsAreSwept(t *testing.T) {
-	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	f := newFixture(t, EngineRelay, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	resp := f.do(f.request(http.MethodGet, "/", nil))
 	resp.Body.Close()
 	u := f.p.upstream(workspaceKey(f))
@@ -560,4 +540,100 @@ func TestIdleConnectionsAreSwept(t *testing.T) {
 	waitFor(t, "the backend to see the close", func() bool {
 		return f.conns.Load() == 1
 	})
+}
+
+// answeringBackend answers every request with the bytes of answer (then
+// closes the connection), whatever the proxy does with them.
+func answeringBackend(t *testing.T, answer func(w io.Writer)) func(ctx context.Context) (net.Conn, error) {
+	dial, _ := listenConns(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		answer(c)
+	})
+	return dial
+}
+
+func TestForwardRefusesAnOversizedHead(t *testing.T) {
+	forEngines(t, testForwardRefusesAnOversizedHead)
+}
+
+func testForwardRefusesAnOversizedHead(t *testing.T, engine string) {
+	f := &fixture{t: t, engine: engine, rt: workspacetest.New()}
+	f.rt.DialFunc = answeringBackend(t, func(w io.Writer) {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nX-Big: ")
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for range (maxResponseHead >> 16) + 2 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "\r\nContent-Length: 0\r\n\r\n")
+	})
+	f.start()
+	resp := f.do(f.request(http.MethodGet, "/", nil))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("a head of over %d bytes: %d, want 502", maxResponseHead, resp.StatusCode)
+	}
+}
+
+func TestForwardEndlessInformationalAnswers(t *testing.T) {
+	// The relay engine swallows 1xx answers: their heads count together.
+	// (The stdlib engine passes each to the browser, its transport's
+	// ResponseHeaderTimeout bounding them.)
+	f := &fixture{t: t, engine: EngineRelay, rt: workspacetest.New()}
+	f.rt.DialFunc = answeringBackend(t, func(w io.Writer) {
+		for {
+			if _, err := io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	})
+	f.start()
+	resp := f.do(f.request(http.MethodGet, "/", nil))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("endless 103 answers: %d, want 502", resp.StatusCode)
+	}
+}
+
+func TestForwardShortRequestBody(t *testing.T) { forEngines(t, testForwardShortRequestBody) }
+
+// A browser that sends less body than it announced and stops: the
+// workspace must not wait for the rest.
+func testForwardShortRequestBody(t *testing.T, engine string) {
+	got := make(chan error, 1)
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- err
+	}))
+	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// 100 KB of the 1 MB announced: more than the proxy buffers, so the
+	// workspace gets the request and part of its body.
+	req := "POST /upload HTTP/1.1\r\nHost: " + f.host + "\r\nCookie: " + f.cookie + "\r\nContent-Length: 1000000\r\n\r\n"
+	if _, err := io.WriteString(c, req+strings.Repeat("x", 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Error("the workspace read a whole body")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the workspace still waits for the rest of the body")
+	}
+	// And the browser is answered (or let go).
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Errorf("the browser's connection: %v", err)
+	}
 }

@@ -3,6 +3,16 @@
 // WebSocket traffic to that session's workspace, checking every request
 // against a live session of the cookie's user. Bodies stream both ways;
 // nothing is buffered.
+//
+// Two engines carry the traffic (Config.Engine): the relay engine (the
+// default) forwards HTTP over a keep-alive pool of its own (forward.go)
+// and relays WebSockets in epoll event loops (relay_epoll.go); the stdlib
+// engine is httputil.ReverseProxy over a tuned http.Transport
+// (stdproxy.go). Authentication, the header rules, the origin check and
+// the cut-off at a session's end are the same for both, and the tests of
+// the proxy's behaviour run against both; FuzzForwardDifferential holds
+// the relay's hand-written HTTP framing to net/http's. `make bench`
+// measures both engines in the same run.
 package ideproxy
 
 import (
@@ -48,6 +58,10 @@ type Config struct {
 	// CrossSite: an outer portal on another site frames the IDE
 	// (COOKIE_CROSS_SITE).
 	CrossSite bool
+	// Engine is how requests reach the workspace (IDE_PROXY_ENGINE):
+	// EngineRelay (also "") or EngineStdlib. Authentication, the header
+	// rules, the origin check and the session cut-off are the same.
+	Engine string
 }
 
 // Proxy is the IDE host's handler.
@@ -59,9 +73,10 @@ type Proxy struct {
 	log      *slog.Logger
 	buffers  *bufferPool
 
-	upstreams sync.Map // workspace key → *upstream: keep-alive connections
-	states    sync.Map // session id → *sessionState
-	relay     *relay   // the WebSocket event loops (nil: goroutines)
+	upstreams sync.Map  // workspace key → *upstream: keep-alive connections
+	states    sync.Map  // session id → *sessionState
+	relay     *relay    // the WebSocket event loops (nil: goroutines)
+	std       *stdProxy // the stdlib engine, when chosen
 	closed    atomic.Bool
 
 	watching atomic.Bool
@@ -70,7 +85,7 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	conns map[string]map[*tunnel]struct{} // open WebSockets by session
-	wg    sync.WaitGroup                  // goroutine-relayed WebSockets
+	wg    sync.WaitGroup                  // WebSockets relayed by goroutines
 
 	cookieMu sync.RWMutex
 	cookies  map[[sha256.Size]byte]cachedCookie // by cookie hash, a cache over the store
@@ -108,11 +123,22 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 	if cfg.TouchEvery <= 0 {
 		cfg.TouchEvery = 10 * time.Second
 	}
+	switch cfg.Engine {
+	case "":
+		cfg.Engine = EngineRelay
+	case EngineRelay, EngineStdlib:
+	default:
+		return nil, fmt.Errorf("ideproxy: unknown engine %q (want %s or %s)", cfg.Engine, EngineRelay, EngineStdlib)
+	}
 	p := &Proxy{cfg: cfg, sessions: sessions, ws: ws, store: store, log: log,
-		conns: map[string]map[*tunnel]struct{}{}, relay: newRelay(relayLoops()),
-		cookies: map[[sha256.Size]byte]cachedCookie{}}
+		conns: map[string]map[*tunnel]struct{}{}, cookies: map[[sha256.Size]byte]cachedCookie{}}
 	p.hostPrefix, p.hostSuffix = hostPrefixOf(cfg.Hosts), cfg.Hosts.Suffix()
 	p.buffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}}
+	if cfg.Engine == EngineStdlib {
+		p.std = newStdProxy(p)
+	} else {
+		p.relay = newRelay(relayLoops())
+	}
 	sessions.OnEnd(p.cut)
 	return p, nil
 }
@@ -205,7 +231,13 @@ func (p *Proxy) Serve(c echo.Context) error {
 			return p.refuse(c, http.StatusForbidden, "bad_origin", "This connection came from another site and was refused.",
 				fmt.Errorf("WebSocket Origin %q on session %s", truncate(o, 100), sid))
 		}
+		if p.std != nil {
+			return p.std.serve(c, st, sess)
+		}
 		return p.tunnel(c, sess)
+	}
+	if p.std != nil {
+		return p.std.serve(c, st, sess)
 	}
 	return p.forward(c, st, sess)
 }
@@ -320,7 +352,8 @@ type sessionState struct {
 
 	mu       sync.Mutex
 	ended    bool
-	inflight map[*bconn]struct{}
+	inflight map[*bconn]struct{}   // the relay engine's requests
+	calls    map[*stdCall]struct{} // the stdlib engine's, WebSockets too
 }
 
 // state is the session's state, nil once the session ended or the proxy
@@ -332,7 +365,7 @@ func (p *Proxy) state(id string) *sessionState {
 	if p.closed.Load() {
 		return nil
 	}
-	st := &sessionState{inflight: map[*bconn]struct{}{}}
+	st := &sessionState{inflight: map[*bconn]struct{}{}, calls: map[*stdCall]struct{}{}}
 	if v, loaded := p.states.LoadOrStore(id, st); loaded {
 		return v.(*sessionState)
 	}
@@ -365,6 +398,23 @@ func (st *sessionState) end(bc *bconn) bool {
 	defer st.mu.Unlock()
 	delete(st.inflight, bc)
 	return !bc.aborted
+}
+
+// beginCall and endCall are begin and end for the stdlib engine.
+func (st *sessionState) beginCall(c *stdCall) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return false
+	}
+	st.calls[c] = struct{}{}
+	return true
+}
+
+func (st *sessionState) endCall(c *stdCall) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.calls, c)
 }
 
 // touch counts proxied traffic as activity, at most once per TouchEvery.
@@ -419,7 +469,7 @@ func (p *Proxy) proxyError(c echo.Context, err error) {
 		// The browser went away mid-request.
 		return
 	}
-	p.log.Warn("workspace unreachable", "host", r.Host, "path", r.URL.Path, "error", err)
+	p.log.Warn("workspace unreachable", "host", r.Host, "path", r.URL.Path, "err", err)
 	w := c.Response()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadGateway)
@@ -428,6 +478,12 @@ func (p *Proxy) proxyError(c echo.Context, err error) {
 
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+// isWebSocketSwitch: a 101 answer switches to WebSocket (as
+// httputil.ReverseProxy checks it).
+func isWebSocketSwitch(resp *http.Response) bool {
+	return strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") && headerHasToken(resp.Header, "Connection", "upgrade")
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
@@ -458,6 +514,12 @@ func (p *Proxy) cut(id, reason string) {
 			requests++
 		}
 		clear(st.inflight)
+		for c := range st.calls {
+			c.aborted = true
+			c.cancel()
+			requests++
+		}
+		clear(st.calls)
 		st.mu.Unlock()
 	}
 	for t := range tunnels {
@@ -504,12 +566,15 @@ func (p *Proxy) Close() error {
 		v.(*upstream).close()
 		return true
 	})
+	if p.std != nil {
+		p.std.close()
+	}
 	return nil
 }
 
 // refuse answers a refusal and logs it with its private cause.
 func (p *Proxy) refuse(c echo.Context, status int, code, msg string, cause error) error {
-	p.log.Warn("IDE request refused", "host", c.Request().Host, "path", c.Request().URL.Path, "code", code, "cause", cause.Error())
+	p.log.Warn("IDE request refused", "host", c.Request().Host, "path", c.Request().URL.Path, "code", code, "err", cause.Error())
 	return apierror.Wrap(status, code, msg, cause)
 }
 

@@ -57,6 +57,11 @@ func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session) error {
 		return nil
 	}
 	_ = backend.SetDeadline(time.Time{})
+	if resp.StatusCode == http.StatusSwitchingProtocols && !isWebSocketSwitch(resp) {
+		backend.Close()
+		p.proxyError(c, errors.New("the workspace switched to another protocol than WebSocket"))
+		return nil
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer backend.Close()
 		defer resp.Body.Close()
@@ -112,19 +117,23 @@ func (p *Proxy) startTunnel(sid string, client, backend net.Conn) {
 		t.impl = rt
 	} else {
 		if !errors.Is(err, errNoRelay) {
-			p.log.Warn("WebSocket relay unavailable; copying with goroutines", "session", sid, "error", err)
+			p.log.Warn("WebSocket relay unavailable; copying with goroutines", "session", sid, "err", err)
 		}
 		t.impl = &copyTunnel{p: p, a: client, b: backend, onClose: onClose}
 	}
 	p.sessions.ConnOpened(sid)
-	if !p.register(sid, t) {
+	if !p.register(sid, t, false) {
 		t.close()
 	}
 	// A closed tunnel starts too: it then only lets its connections go.
 	t.impl.start()
 }
 
-func (p *Proxy) register(id string, t *tunnel) bool {
+// register adds an open WebSocket of session id, unless the session
+// ended or the proxy closed. hold counts it in p.wg, for Close to wait
+// for (under p.mu: Close closes every registered tunnel before it
+// waits, so the Add happens before that Wait or not at all).
+func (p *Proxy) register(id string, t *tunnel, hold bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
@@ -132,6 +141,9 @@ func (p *Proxy) register(id string, t *tunnel) bool {
 	}
 	if _, ok := p.sessions.Live(id); !ok {
 		return false
+	}
+	if hold {
+		p.wg.Add(1)
 	}
 	m := p.conns[id]
 	if m == nil {

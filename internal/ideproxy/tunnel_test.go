@@ -52,17 +52,12 @@ type relayed struct {
 	t              *relayTunnel
 }
 
-func newRelayed(t testing.TB, r *relay, ln net.Listener) *relayed {
+func newRelayed(t testing.TB, r *relay, _ net.Listener) *relayed {
 	t.Helper()
-	client, in1 := tcpPair(t, ln)
-	in2, server := tcpPair(t, ln)
-	x := &relayed{client: client, server: server, closed: make(chan struct{})}
-	rt, err := r.prepare(in1, in2, func() { close(x.closed) })
+	x, err := relayPair(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x.t = rt
-	rt.start()
 	return x
 }
 
@@ -283,8 +278,10 @@ func TestCopyTunnelForConnsWithoutSockets(t *testing.T) {
 	b2.Close()
 }
 
-func TestWebSocketThroughTheProxy(t *testing.T) {
-	f := newFixture(t, http.HandlerFunc(echoUpgrade))
+func TestWebSocketThroughTheProxy(t *testing.T) { forEngines(t, testWebSocketThroughTheProxy) }
+
+func testWebSocketThroughTheProxy(t *testing.T, engine string) {
+	f := newFixture(t, engine, http.HandlerFunc(echoUpgrade))
 	const n = 20
 	conns := make([]net.Conn, n)
 	for i := range conns {
@@ -321,8 +318,10 @@ func TestWebSocketThroughTheProxy(t *testing.T) {
 	waitFor(t, "no tunnels", func() bool { return f.p.OpenTunnels() == 0 })
 }
 
-func TestCloseDrainsWebSockets(t *testing.T) {
-	f := newFixture(t, http.HandlerFunc(echoUpgrade))
+func TestCloseDrainsWebSockets(t *testing.T) { forEngines(t, testCloseDrainsWebSockets) }
+
+func testCloseDrainsWebSockets(t *testing.T, engine string) {
+	f := newFixture(t, engine, http.HandlerFunc(echoUpgrade))
 	var conns []net.Conn
 	for range 5 {
 		c, _ := f.wsDial()

@@ -67,7 +67,9 @@ func TestAdminStopsAWorkspaceOfTheTenant(t *testing.T) {
 	if list.Workspaces[0].State != "stopped" {
 		t.Errorf("state after the stop: %+v", list.Workspaces[0])
 	}
-	var audit struct{ Events []struct{ Action, Target string } }
+	var audit struct {
+		Events []struct{ Action, Target string }
+	}
 	e.call(t, admin, http.MethodGet, "/api/admin/audit", "", &audit)
 	found := false
 	for _, ev := range audit.Events {

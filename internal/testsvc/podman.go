@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/child"
 )
 
 // containersConf is the Podman configuration these machines need: runc
@@ -74,40 +76,28 @@ func StartPodman(t testing.TB) *Podman {
 	}
 	sock := filepath.Join(dir, "podman.sock")
 	p.DockerHost = "unix://" + sock
-	logPath := filepath.Join(dir, "service.log")
-	logf, err := os.Create(logPath)
+	proc, err := child.Start("podman system service", filepath.Join(dir, "service.log"), p.env(), bin, "system", "service", "--time=0", p.DockerHost)
 	if err != nil {
-		t.Fatalf("podman: %v", err)
+		t.Fatal(err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "system", "service", "--time=0", p.DockerHost)
-	cmd.Env = p.env()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start podman system service: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		proc.Stop(syscall.SIGTERM, 10*time.Second)
 		if t.Failed() {
-			if raw, err := os.ReadFile(logPath); err == nil && len(raw) > 0 {
-				t.Logf("podman service log (tail):\n%s", tail(raw, 40))
-			}
+			t.Logf("podman service log (tail):\n%s", proc.LogTail(40))
 		}
 	})
-	if err := waitPing(sock, exited, 20*time.Second); err != nil {
-		raw, _ := os.ReadFile(logPath)
-		t.Fatalf("podman system service did not answer on %s: %v\n%s", p.DockerHost, err, tail(raw, 40))
+	if err := child.WaitHTTP(context.Background(), unixClient(sock), "http://podman/_ping", 20*time.Second, proc); err != nil {
+		t.Fatalf("podman system service did not answer on %s: %v", p.DockerHost, err)
 	}
 	return p
+}
+
+// unixClient is an HTTP client of the unix socket sock.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
 }
 
 func (p *Podman) env() []string {
@@ -126,44 +116,6 @@ func (p *Podman) Podman(args ...string) (string, error) {
 		return string(out), fmt.Errorf("podman %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return string(out), nil
-}
-
-// waitPing polls GET /_ping on the socket until it answers OK.
-func waitPing(sock string, exited <-chan struct{}, within time.Duration) error {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("the service exited")
-		default:
-		}
-		resp, err := hc.Get("http://podman/_ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		time.Sleep(25 * time.Millisecond)
-	}
-	return last
-}
-
-func tail(raw []byte, lines int) string {
-	ls := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
 }
 
 // StubImageRepo is the repository of the stub workspace image.

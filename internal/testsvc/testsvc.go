@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,24 +17,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/playbookstudio/gateway/internal/child"
 )
 
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := child.FreePort()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Redis is a redis-server process owned by one test.
 type Redis struct {
 	URL  string
 	Addr string
-	cmd  *exec.Cmd
+	proc *child.Proc
+	bin  string
 	dir  string
 	port int
 	t    testing.TB
@@ -50,88 +51,98 @@ func StartRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("redis-server is not installed: run `make setup` (it installs Debian's redis-server)")
 	}
-	r := &Redis{dir: t.TempDir(), port: FreePort(t), t: t}
-	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
-	r.URL = "redis://" + r.Addr + "/0"
-	r.start(bin)
-	t.Cleanup(r.Stop)
-	return r
+	r := &Redis{bin: bin, dir: t.TempDir(), t: t}
+	// A free port can be taken by another process before redis-server
+	// binds it (other test binaries run at the same time): then what
+	// answers there is not our Redis, and another port is tried.
+	for range 5 {
+		r.port = FreePort(t)
+		r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
+		r.URL = "redis://" + r.Addr + "/0"
+		if err = r.tryStart(); err == nil {
+			t.Cleanup(r.Stop)
+			return r
+		}
+	}
+	t.Fatalf("redis-server did not start: %v", err)
+	return nil
 }
 
-func (r *Redis) start(bin string) {
-	r.t.Helper()
-	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
+// tryStart starts redis-server on r.port and checks that it is ours that
+// answers PING there.
+func (r *Redis) tryStart() error {
+	p, err := child.Start("redis-server", filepath.Join(r.dir, "redis.log"), os.Environ(), r.bin,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes")
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
+	if err != nil {
+		return err
 	}
-	if err := waitTCP(r.Addr, 10*time.Second); err != nil {
-		r.t.Fatalf("redis-server did not listen on %s: %v", r.Addr, err)
+	r.proc = p
+	err = child.WaitTCP(context.Background(), r.Addr, 10*time.Second, p)
+	if err == nil {
+		err = pingRedis(r.Addr)
 	}
+	if err != nil {
+		r.Stop()
+		return fmt.Errorf("redis-server on %s: %w", r.Addr, err)
+	}
+	return nil
+}
+
+// pingRedis asks addr for PONG.
+func pingRedis(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("not our Redis there: it answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+func (r *Redis) start() {
+	r.t.Helper()
+	// The same port again (clients keep the address): retried while the
+	// old socket lingers.
+	var err error
+	for range 20 {
+		if err = r.tryStart(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.t.Fatalf("redis-server did not start again on %s: %v", r.Addr, err)
 }
 
 // Stop ends the server (by its PID) and waits for it; Restart starts it
 // again on the same port, for tests of Redis going away and coming back.
 func (r *Redis) Stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
+	if r.proc == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-done
-	}
-	r.cmd = nil
+	r.proc.Stop(syscall.SIGTERM, 5*time.Second)
+	r.proc = nil
 }
 
 // Restart starts a stopped server again on the same address.
 func (r *Redis) Restart() {
 	r.t.Helper()
-	bin, _ := exec.LookPath("redis-server")
-	r.start(bin)
-}
-
-func waitTCP(addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.start()
 }
 
 // WaitHTTP polls url until it answers 200 or the time is up.
 func WaitHTTP(ctx context.Context, url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s not ready: %v", url, last)
+	return child.WaitHTTP(ctx, nil, url, within, nil)
 }
 
 // RepoRoot finds the module root from this file's location.
@@ -163,7 +174,8 @@ func StartDevIDP(t testing.TB, redirectURI, postLogout string) *DevIDP {
 		ClientID:     "playbook-studio",
 		ClientSecret: "test-secret-" + strconv.Itoa(port),
 	}
-	cmd := exec.Command(bin,
+	logPath := filepath.Join(t.TempDir(), "devidp.log")
+	p, err := child.Start("devidp", logPath, os.Environ(), bin,
 		"-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"-issuer", d.Issuer,
 		"-client-id", d.ClientID,
@@ -171,41 +183,18 @@ func StartDevIDP(t testing.TB, redirectURI, postLogout string) *DevIDP {
 		"-redirect-uris", redirectURI,
 		"-post-logout-redirect-uris", postLogout,
 	)
-	cmd.Env = os.Environ()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start devidp: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var logTail []string
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			if len(logTail) < 200 {
-				logTail = append(logTail, s.Text())
-			}
-		}
-	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(waited) }()
-		select {
-		case <-waited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-waited
-		}
-		<-logDone
+		p.Stop(syscall.SIGTERM, 5*time.Second)
 		if t.Failed() {
-			t.Logf("devidp log:\n%s", strings.Join(logTail, "\n"))
+			t.Logf("devidp log:\n%s", p.LogTail(200))
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := WaitHTTP(ctx, d.Issuer+"/.well-known/openid-configuration", 15*time.Second); err != nil {
+	if err := child.WaitHTTP(ctx, nil, d.Issuer+"/.well-known/openid-configuration", 15*time.Second, p); err != nil {
 		t.Fatalf("devidp: %v", err)
 	}
 	return d

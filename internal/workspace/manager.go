@@ -55,11 +55,11 @@ var errStillStarting = fault.New(fault.Conflict, "workspace_busy", "Your workspa
 
 // Config tunes the Manager.
 type Config struct {
-	IdleTimeout         time.Duration // stop after this long without activity
+	IdleTimeout time.Duration // stop after this long without activity
 	// TokenTTL bounds a workspace token's record (default 12 h); it is
 	// renewed while a live edit session holds the workspace. The token is
 	// honoured only while such a session lives anyway (package server).
-	TokenTTL time.Duration
+	TokenTTL            time.Duration
 	MaxConcurrentSpawns int
 	ReadyTimeout        time.Duration // from Start to a healthy code-server
 	// GatewayURL is the gateway as workspaces reach it
