@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/playbookstudio/gateway/internal/kv"
+	"github.com/playbookstudio/gateway/internal/sandbox"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -77,23 +78,51 @@ func benchLocalWorkspaces(ctx context.Context, root, dir, codeServer string, n, 
 		progress("  the agent extension is not built (%s): local workspaces start without it", vsix)
 		vsix = ""
 	}
-	wsDir := filepath.Join(dir, "lw")
-	cl.add(func() { stopLocalWorkspaces(wsDir, codeServer) })
-	progress("workspaces: local runtime (code-server %s)", codeServer)
-	rt, err := workspace.NewLocal(workspace.LocalConfig{CodeServer: codeServer, Dir: wsDir, ExtensionVSIX: vsix, Path: os.Getenv("PATH")}, slog.New(slog.DiscardHandler))
+	// The gateway's default, sandboxed (bubblewrap, a uid per workspace),
+	// against plain code-server processes, started in turns in one run:
+	// the ratio is the sandbox's cost.
+	sb, err := sandbox.New(sandbox.Config{})
 	if err != nil {
-		return err
+		return fmt.Errorf("the sandbox: %w", err)
 	}
-	m, err := newManager(rt)
-	if err != nil {
-		return err
+	var rt *workspace.Local
+	var m *workspace.Manager
+	var took, plain []time.Duration
+	for _, mode := range []string{"sandboxed", "plain"} {
+		wsDir := filepath.Join(dir, "lw-"+mode)
+		cl.add(func() { stopLocalWorkspaces(wsDir, codeServer) })
+		lc := workspace.LocalConfig{CodeServer: codeServer, Dir: wsDir, ExtensionVSIX: vsix, Path: os.Getenv("PATH")}
+		if mode == "sandboxed" {
+			lc.Sandbox = sb
+		}
+		r, err := workspace.NewLocal(lc, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		mm, err := newManager(r)
+		if err != nil {
+			return err
+		}
+		defer mm.Close()
+		if mode == "sandboxed" {
+			rt, m = r, mm
+		} else {
+			progress("workspaces: local runtime, sandboxed and plain in turns (code-server %s)", codeServer)
+			for i := 0; i < n; i++ {
+				a, err := coldStarts(ctx, m, rt, 1, "local sandboxed")
+				if err != nil {
+					return fmt.Errorf("local cold start (sandboxed): %w", err)
+				}
+				b, err := coldStarts(ctx, mm, r, 1, "local plain")
+				if err != nil {
+					return fmt.Errorf("local cold start (plain): %w", err)
+				}
+				took, plain = append(took, a...), append(plain, b...)
+			}
+		}
 	}
-	defer m.Close()
-	took, err := coldStarts(ctx, m, rt, n, "local")
-	if err != nil {
-		return fmt.Errorf("local cold start: %w", err)
-	}
-	out.line("workspace_cold_local_s", median(took).Seconds(), "s")
+	out.line("workspace_cold_local_plain_s", median(plain).Seconds(), "s")
+	out.ratioLine("workspace_cold_local_s", median(took).Seconds(), "s", median(plain).Seconds())
 
 	// Warm: Ensure on a workspace that is ready.
 	user := freshUser("warm")
