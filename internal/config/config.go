@@ -97,7 +97,7 @@ func Settings() []Setting {
 		{"LISTEN_ADDR", "127.0.0.1:8080", "address the gateway listens on"},
 		{"PUBLIC_URL", "http://playbooks.localhost:8080", "the portal's external URL (scheme, host, port); plain http://localhost:8080 redirects here"},
 		{"IDE_URL_TEMPLATE", "http://{session}.ide.playbooks.localhost:8080", "external URL of an IDE host; {session} is replaced by the edit session id. Keep it on the portal's site (a subdomain of the portal's registrable domain) so the framed IDE keeps its cookies and storage"},
-		{"IDE_PROXY_ENGINE", "relay", "how the IDE proxy reaches workspaces: relay (its own HTTP forwarding and epoll WebSocket relay) or stdlib (Go's httputil.ReverseProxy); both apply the same checks"},
+		{"IDE_PROXY_ENGINE", "relay", "how the IDE proxy reaches workspaces: relay (WebSockets in epoll event loops over the raw sockets) or stdlib (WebSockets through Go's httputil.ReverseProxy too); HTTP goes through ReverseProxy either way; both apply the same checks"},
 		{"OIDC_ISSUER", "http://localhost:8081", "the OpenID provider's issuer URL"},
 		{"OIDC_CLIENT_ID", "playbook-studio", "the client id registered at the provider"},
 		{"OIDC_CLIENT_SECRET", "dev-secret", "the client secret (never logged)"},

@@ -248,55 +248,6 @@ func rawBackend(t *testing.T, requests *atomic.Int64) (dial func(ctx context.Con
 	return dial
 }
 
-func TestForwardRetriesAClosedPooledConnection(t *testing.T) {
-	var requests atomic.Int64
-	f := &fixture{t: t, rt: workspacetest.New()}
-	f.rt.DialFunc = rawBackend(t, &requests)
-	f.start()
-	c := f.client()
-	do := func(method string, body io.Reader) int {
-		t.Helper()
-		resp, err := c.Do(f.request(method, "/", body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if code := do(http.MethodGet, nil); code != 200 {
-		t.Fatalf("first GET: %d", code)
-	}
-	waitFor(t, "the backend to close", func() bool { return requests.Load() == 1 })
-	time.Sleep(50 * time.Millisecond)
-	// The pooled connection is closed: a GET goes again on a new one.
-	if code := do(http.MethodGet, nil); code != 200 {
-		t.Fatalf("GET on a closed pooled connection: %d", code)
-	}
-	if n := f.rt.Dials(); n != 2 {
-		t.Errorf("%d dials, want 2 (the first, the retry of the stale one)", n)
-	}
-	// A POST is not repeated: it fails as the workspace failed.
-	time.Sleep(50 * time.Millisecond)
-	if code := do(http.MethodPost, strings.NewReader("x")); code != http.StatusBadGateway {
-		t.Errorf("POST on a closed pooled connection: %d, want 502", code)
-	}
-	// A connection idle for longer is checked before use: no failure.
-	if code := do(http.MethodGet, nil); code != 200 {
-		t.Fatal(code)
-	}
-	time.Sleep(50 * time.Millisecond)
-	u := f.p.upstream(workspaceKey(f))
-	u.mu.Lock()
-	for _, bc := range u.idle {
-		bc.idleAt = bc.idleAt.Add(-2 * probeAfter)
-	}
-	u.mu.Unlock()
-	if code := do(http.MethodPost, strings.NewReader("x")); code != 200 {
-		t.Errorf("POST after a probed idle connection: %d", code)
-	}
-}
-
 func workspaceKey(f *fixture) string {
 	sess, ok := f.sessions.Live(f.sid)
 	if !ok {
@@ -390,46 +341,6 @@ func testCutAbortsRequestsInFlight(t *testing.T, engine string) {
 	}
 }
 
-func TestWriteCookies(t *testing.T) {
-	for _, tc := range []struct {
-		in   []string
-		want string
-	}{
-		{nil, ""},
-		{[]string{"pbs_ide=x"}, ""},
-		{[]string{"a=1"}, "Cookie: a=1\r\n"},
-		{[]string{" a=1 ;pbs_ide=x;; b=2", "__Host-pbs_csrf=y; c=3"}, "Cookie: a=1; b=2; c=3\r\n"},
-		{[]string{"=x; pbs_=1; d"}, "Cookie: d\r\n"},
-	} {
-		var buf bytes.Buffer
-		bw := bufio.NewWriter(&buf)
-		writeCookies(bw, tc.in)
-		_ = bw.Flush()
-		if buf.String() != tc.want {
-			t.Errorf("writeCookies(%q) = %q, want %q", tc.in, buf.String(), tc.want)
-		}
-	}
-}
-
-func BenchmarkWriteHead(b *testing.B) {
-	p := &Proxy{}
-	p.cfg.Hosts.Scheme = "http"
-	p.buffers = &bufferPool{}
-	req, _ := http.NewRequest(http.MethodGet, "http://abc.ide.test/static/x.js?v=1", nil)
-	req.RequestURI = "/static/x.js?v=1"
-	req.Header.Set("Cookie", "theme=dark; pbs_ide=abcdef; lang=en")
-	req.Header.Set("Accept", "*/*")
-	req.Header.Set("User-Agent", "Mozilla/5.0")
-	req.Header.Set("Accept-Language", "en")
-	bw := bufio.NewWriter(io.Discard)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.writeHead(bw, req); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // cannedBackend answers every request on a keep-alive connection with the
 // same small response, allocating nothing per request.
 func cannedBackend(t testing.TB) func(ctx context.Context) (net.Conn, error) {
@@ -480,68 +391,6 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-func TestWatchdogEndsAHangingRequest(t *testing.T) {
-	arrived := make(chan struct{}, 1)
-	f := newFixture(t, EngineRelay, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-r.Context().Done() // never answers
-	}))
-	done := make(chan int, 1)
-	go func() {
-		resp, err := f.client().Do(f.request(http.MethodGet, "/hang", nil))
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	<-arrived
-	// Pretend the wait began long ago; the watchdog gives up on it.
-	v, _ := f.p.states.Load(f.sid)
-	st := v.(*sessionState)
-	st.mu.Lock()
-	for bc := range st.inflight {
-		bc.waiting.Store(time.Now().Add(-2 * headerTimeout).UnixNano())
-	}
-	st.mu.Unlock()
-	f.p.checkHeads()
-	select {
-	case code := <-done:
-		if code != http.StatusBadGateway {
-			t.Errorf("hanging request: %d, want 502", code)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the watchdog did not end the request")
-	}
-}
-
-func TestIdleConnectionsAreSwept(t *testing.T) {
-	f := newFixture(t, EngineRelay, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	resp := f.do(f.request(http.MethodGet, "/", nil))
-	resp.Body.Close()
-	u := f.p.upstream(workspaceKey(f))
-	u.mu.Lock()
-	n := len(u.idle)
-	for _, bc := range u.idle {
-		bc.idleAt = bc.idleAt.Add(-idleTimeout)
-	}
-	u.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d idle connections, want 1", n)
-	}
-	u.sweep()
-	u.mu.Lock()
-	n = len(u.idle)
-	u.mu.Unlock()
-	if n != 0 {
-		t.Errorf("%d idle connections after the sweep", n)
-	}
-	waitFor(t, "the backend to see the close", func() bool {
-		return f.conns.Load() == 1
-	})
-}
-
 // answeringBackend answers every request with the bytes of answer (then
 // closes the connection), whatever the proxy does with them.
 func answeringBackend(t *testing.T, answer func(w io.Writer)) func(ctx context.Context) (net.Conn, error) {
@@ -576,26 +425,6 @@ func testForwardRefusesAnOversizedHead(t *testing.T, engine string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("a head of over %d bytes: %d, want 502", maxResponseHead, resp.StatusCode)
-	}
-}
-
-func TestForwardEndlessInformationalAnswers(t *testing.T) {
-	// The relay engine swallows 1xx answers: their heads count together.
-	// (The stdlib engine passes each to the browser, its transport's
-	// ResponseHeaderTimeout bounding them.)
-	f := &fixture{t: t, engine: EngineRelay, rt: workspacetest.New()}
-	f.rt.DialFunc = answeringBackend(t, func(w io.Writer) {
-		for {
-			if _, err := io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"); err != nil {
-				return
-			}
-		}
-	})
-	f.start()
-	resp := f.do(f.request(http.MethodGet, "/", nil))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway {
-		t.Errorf("endless 103 answers: %d, want 502", resp.StatusCode)
 	}
 }
 

@@ -18,9 +18,13 @@ import (
 )
 
 // FuzzForwardDifferential sends one request, made of fuzzed parts, to
-// the gateway twice: through the relay engine (forward.go, HTTP framing
-// written by hand) and through the stdlib engine (httputil.ReverseProxy
-// over http.Transport, net/http's own framing). Behind each sits a raw
+// the gateway twice: through the relay engine and through the stdlib
+// engine. It was written to hold a hand-written HTTP forwarder to
+// net/http's framing; that forwarder lost to httputil.ReverseProxy in
+// `make bench` and went, so both engines now carry HTTP through
+// ReverseProxy and the comparison guards against the engines' HTTP
+// paths drifting apart again; the invariants below are what it still
+// finds when they fail. Behind each sits a raw
 // workspace that records exactly what it received and answers with the
 // fuzzed response bytes. It checks, for each engine, what must never
 // reach a workspace (the gateway's cookies, credentials, forwarding
@@ -390,9 +394,8 @@ func sameClient(t *testing.T, relay, std exchange) {
 }
 
 // FuzzIDECookie: the IDE cookie parser (ideCookie) finds what net/http's
-// r.Cookie finds, never a malformed value, and the two implementations
-// of the cookie stripping (writeCookies for HTTP requests, scrubHeaders
-// for WebSocket handshakes) agree and let no gateway cookie through.
+// r.Cookie finds, never a malformed value, and the cookie stripping
+// (scrubHeaders) lets no gateway cookie through.
 func FuzzIDECookie(f *testing.F) {
 	for _, s := range [][2]string{
 		{"", ""},
@@ -432,20 +435,9 @@ func FuzzIDECookie(f *testing.F) {
 			t.Errorf("ideCookie(%q) = %q: not a valid cookie value", lines, got)
 		}
 
-		var buf bytes.Buffer
-		bw := bufio.NewWriter(&buf)
-		writeCookies(bw, lines)
-		_ = bw.Flush()
 		scrubbed := http.Header{"Cookie": append([]string(nil), lines...)}
 		scrubHeaders(scrubbed, "h", "http")
-		want2 := ""
-		if v := scrubbed.Get("Cookie"); v != "" {
-			want2 = "Cookie: " + v + "\r\n"
-		}
-		if buf.String() != want2 {
-			t.Errorf("cookies for HTTP %q, for WebSockets %q", buf.String(), want2)
-		}
-		for _, ck := range (&http.Request{Header: http.Header{"Cookie": {strings.TrimSuffix(strings.TrimPrefix(buf.String(), "Cookie: "), "\r\n")}}}).Cookies() {
+		for _, ck := range (&http.Request{Header: http.Header{"Cookie": {scrubbed.Get("Cookie")}}}).Cookies() {
 			if !keepCookie(ck.Name + "=") {
 				t.Errorf("%q let the gateway's cookie %s through", lines, ck.Name)
 			}

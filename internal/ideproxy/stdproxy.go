@@ -17,17 +17,18 @@ import (
 
 // The proxy engines (Config.Engine, IDE_PROXY_ENGINE).
 const (
-	// EngineRelay is the default: HTTP requests forwarded by forward.go
-	// over a pool of its own, WebSockets relayed by the epoll event loops
-	// (goroutines where those are not available).
+	// EngineRelay is the default: HTTP through httputil.ReverseProxy,
+	// WebSockets relayed by the epoll event loops (goroutines where those
+	// are not available).
 	EngineRelay = "relay"
-	// EngineStdlib is httputil.ReverseProxy over a tuned http.Transport,
-	// WebSockets included (its own Upgrade handling): the baseline the
-	// relay engine has to beat in `make bench` to keep its place.
+	// EngineStdlib is httputil.ReverseProxy for WebSockets too (its own
+	// Upgrade handling): the baseline the relay has to beat in `make
+	// bench` to keep its place.
 	EngineStdlib = "stdlib"
 )
 
-// stdProxy is the stdlib engine. Authentication, the session check, the
+// stdProxy carries HTTP (and, with the stdlib engine, WebSockets).
+// Authentication, the session check, the
 // origin check and the activity throttle stay in Serve; the header rules
 // are the relay engine's (rewrite); a session's end cancels its requests
 // and WebSockets through their contexts (stdCall).
@@ -119,7 +120,9 @@ func (s *stdProxy) serve(c echo.Context, st *sessionState, sess *editsession.Ses
 	return call.err
 }
 
-// rewrite applies the rules of writeHead (forward.go) and scrubHeaders;
+// rewrite applies the header rules (those of scrubHeaders for WebSocket
+// handshakes too): gateway cookies and Authorization stripped,
+// X-Forwarded-Host/-Proto set;
 // ReverseProxy has already dropped the hop-by-hop headers and the
 // client's X-Forwarded-* and Forwarded.
 func (s *stdProxy) rewrite(pr *httputil.ProxyRequest) {
