@@ -151,14 +151,9 @@ var workbenchJS = regexp.MustCompile(`[^"'\s]*workbench\.js`)
 // host, loads the real workbench and its 11 MB workbench.js through the
 // proxy, upgrades a WebSocket, and checks every refusal.
 func TestIDEProxyWithRealCodeServer(t *testing.T) {
-	port := testsvc.FreePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	idp := testsvc.StartDevIDP(t, base+"/auth/callback", base+"/")
-	env := baseEnv(t, port, idp.Issuer)
-	env["OIDC_CLIENT_ID"], env["OIDC_CLIENT_SECRET"] = idp.ClientID, idp.ClientSecret
-	env["LOG_LEVEL"] = "info"
-	stopWorkspacesAfter(t, env["DATA_DIR"])
-	g := startGateway(t, env)
+	g, idp, env := gatewayWithWorkspaces(t, nil)
+	_, listen, _ := net.SplitHostPort(env["LISTEN_ADDR"])
+	port, _ := strconv.Atoi(listen)
 
 	alice, bob := newBrowser(t), newBrowser(t)
 	signIn(t, alice, g, idp, "alice", "alice")

@@ -61,6 +61,23 @@ func baseEnv(t *testing.T, port int, issuer string) map[string]string {
 }
 
 // startGateway runs run() until the test ends, and waits for /healthz.
+// gatewayWithWorkspaces starts the dev provider and a gateway with real
+// local workspaces (stopped after the test), with extra settings on top.
+func gatewayWithWorkspaces(t *testing.T, extra map[string]string) (*gateway, *testsvc.DevIDP, map[string]string) {
+	t.Helper()
+	port := testsvc.FreePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	idp := testsvc.StartDevIDP(t, base+"/auth/callback", base+"/")
+	env := baseEnv(t, port, idp.Issuer)
+	env["OIDC_CLIENT_ID"], env["OIDC_CLIENT_SECRET"] = idp.ClientID, idp.ClientSecret
+	env["LOG_LEVEL"] = "info"
+	for k, v := range extra {
+		env[k] = v
+	}
+	stopWorkspacesAfter(t, env["DATA_DIR"])
+	return startGateway(t, env), idp, env
+}
+
 func startGateway(t *testing.T, env map[string]string) *gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

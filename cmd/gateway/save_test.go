@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -93,15 +92,7 @@ type apiError struct {
 // disabled playbook whose files match, activates it, and checks the
 // refusals: invalid files, a stale session, the playbook limit.
 func TestSaveWithRealWorkspace(t *testing.T) {
-	port := testsvc.FreePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	idp := testsvc.StartDevIDP(t, base+"/auth/callback", base+"/")
-	env := baseEnv(t, port, idp.Issuer)
-	env["OIDC_CLIENT_ID"], env["OIDC_CLIENT_SECRET"] = idp.ClientID, idp.ClientSecret
-	env["LOG_LEVEL"] = "info"
-	env["PLAYBOOK_LIMIT"] = "2"
-	stopWorkspacesAfter(t, env["DATA_DIR"])
-	g := startGateway(t, env)
+	g, idp, env := gatewayWithWorkspaces(t, map[string]string{"PLAYBOOK_LIMIT": "2"})
 	alice := newBrowser(t)
 	signIn(t, alice, g, idp, "alice", "alice")
 	var am me

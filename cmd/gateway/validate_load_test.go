@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookstudio/gateway/internal/testsvc"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -121,14 +120,7 @@ func TestHostileValidationsKeepTheGatewayUp(t *testing.T) {
 		healthzMax = time.Second
 		rssMax     = 300_000_000
 	)
-	port := testsvc.FreePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	idp := testsvc.StartDevIDP(t, base+"/auth/callback", base+"/")
-	env := baseEnv(t, port, idp.Issuer)
-	env["OIDC_CLIENT_ID"], env["OIDC_CLIENT_SECRET"] = idp.ClientID, idp.ClientSecret
-	env["LOG_LEVEL"] = "info"
-	stopWorkspacesAfter(t, env["DATA_DIR"])
-	g := startGateway(t, env)
+	g, idp, env := gatewayWithWorkspaces(t, nil)
 	alice := newBrowser(t)
 	signIn(t, alice, g, idp, "alice", "alice")
 	var am me

@@ -97,3 +97,30 @@ func TestSaveWithoutRecordsIsNotImplemented(t *testing.T) {
 	_, err = f.svc.Validate(ctx, alice, st.ID)
 	refusal(t, err, fault.NotImplemented, "not_implemented")
 }
+
+// Saves and validations (which the workspace's extension makes, an agent
+// perhaps in a loop) are not the user's activity: they do not keep a
+// session alive past its TTL.
+func TestWorkspaceCallsAreNotActivity(t *testing.T) {
+	f := newFixture(t, opts{records: records(t)})
+	st := f.startNamed(t, alice, "Phishing triage")
+	f.waitReady(t, alice)
+	writeBundle(t, f, workspace.KeyFor(tenant, alice.ID), st.Folder)
+	// Every third of the TTL a save and a validation, and the renewal
+	// round; after a whole TTL without the user, the round ends it.
+	for i := range 4 {
+		f.clock.Advance(f.ttl / 3)
+		if _, err := f.svc.Save(ctx, alice, st.ID); err != nil {
+			t.Fatalf("Save %d: %v", i, err)
+		}
+		if _, err := f.svc.Validate(ctx, alice, st.ID); err != nil {
+			t.Fatalf("Validate %d: %v", i, err)
+		}
+		f.svc.RenewAll(ctx)
+		if i < 3 {
+			f.mustLive(t, st.ID)
+		}
+	}
+	f.mustNotLive(t, st.ID)
+	contains(t, "reason", f.svc.EndedReason(st.ID), "no activity")
+}

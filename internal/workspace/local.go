@@ -258,7 +258,11 @@ func (l *Local) prepare(m *meta) error {
 	if err := os.MkdirAll(l.dir(key), 0o711); err != nil {
 		return fmt.Errorf("workspace: create folders: %w", err)
 	}
-	if l.separateUIDs() && m.UID == 0 {
+	// A workspace that gets its uid now has its whole home handed over
+	// once (it may hold files of a version without uids); after that a
+	// start hands over only what it writes itself.
+	fresh := l.separateUIDs() && m.UID == 0
+	if fresh {
 		uid, err := l.allocateUID(key)
 		if err != nil {
 			return err
@@ -275,10 +279,12 @@ func (l *Local) prepare(m *meta) error {
 			return fmt.Errorf("workspace: create folders: %w", err)
 		}
 	}
-	if err := l.installExtensions(key); err != nil {
+	copied, err := l.installExtensions(key)
+	if err != nil {
 		return err
 	}
-	if err := writeDefaultSettings(filepath.Join(home, ".code-server", "data", "User")); err != nil {
+	userDir := filepath.Join(home, ".code-server", "data", "User")
+	if err := writeDefaultSettings(userDir); err != nil {
 		return err
 	}
 	sock := l.sockDir(key)
@@ -289,10 +295,25 @@ func (l *Local) prepare(m *meta) error {
 	if !l.separateUIDs() {
 		return nil
 	}
-	// Everything the gateway wrote (and whatever an earlier version left)
-	// belongs to the workspace's uid; links are not followed.
-	for _, d := range []string{home, sock} {
+	// What the gateway wrote belongs to the workspace's uid; links are
+	// not followed.
+	trees := []string{}
+	if fresh {
+		trees = append(trees, home, sock)
+	} else if copied {
+		trees = append(trees, filepath.Join(home, ".code-server", "extensions"))
+	}
+	for _, d := range trees {
 		if err := lchownTree(d, m.UID); err != nil {
+			return fmt.Errorf("workspace: hand the folders to the workspace's uid: %w", err)
+		}
+	}
+	if fresh {
+		return nil
+	}
+	for _, p := range []string{home, filepath.Join(home, "project"), filepath.Join(home, ".code-server"), filepath.Join(home, ".code-server", "data"),
+		userDir, filepath.Join(userDir, "settings.json"), sock} {
+		if err := os.Lchown(p, m.UID, m.UID); err != nil {
 			return fmt.Errorf("workspace: hand the folders to the workspace's uid: %w", err)
 		}
 	}
@@ -444,23 +465,24 @@ func lchownTree(dir string, uid int) error {
 }
 
 // installExtensions copies the prepared extension folder into the
-// workspace when it holds another version (or none).
-func (l *Local) installExtensions(key string) error {
+// workspace when it holds another version (or none), and says whether it
+// did.
+func (l *Local) installExtensions(key string) (copied bool, err error) {
 	if l.tmpl == "" {
-		return nil
+		return false, nil
 	}
 	dst := filepath.Join(l.home(key), ".code-server", "extensions")
 	marker := filepath.Join(dst, ".template")
 	if b, err := os.ReadFile(marker); err == nil && string(b) == l.tmpl {
-		return nil
+		return false, nil
 	}
 	if err := os.RemoveAll(dst); err != nil {
-		return fmt.Errorf("workspace: %w", err)
+		return false, fmt.Errorf("workspace: %w", err)
 	}
 	if err := os.CopyFS(dst, os.DirFS(l.tmpl)); err != nil {
-		return fmt.Errorf("workspace: copy extensions: %w", err)
+		return false, fmt.Errorf("workspace: copy extensions: %w", err)
 	}
-	return os.WriteFile(marker, []byte(l.tmpl), 0o600)
+	return true, os.WriteFile(marker, []byte(l.tmpl), 0o600)
 }
 
 // alive reports whether the workspace m describes still runs: its
