@@ -93,6 +93,7 @@ func startGateway(ctx context.Context, bin, dir, name string, port int, engine s
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + g.dataDir,
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"METRICS_ADDR=127.0.0.1:0",
 		"PUBLIC_URL=" + g.public,
 		"IDE_URL_TEMPLATE=http://{session}.ide.playbooks.localhost:" + strconv.Itoa(port),
 		"OIDC_ISSUER=" + idp.issuer,

@@ -51,7 +51,7 @@ type ideSession struct {
 	id      string
 	host    string // <id>.ide.playbooks.localhost:PORT
 	origin  string // http://<host>
-	cookie  string // pbs_ide=…
+	cookie  string // __Host-pbs_ide=… (pbs_ide=… on plain-http hosts)
 	key     string // the workspace key
 	project string // the session's playbook folder (local runtime)
 	// api calls the portal's API as the signed-in user (cookie, CSRF).
@@ -172,8 +172,9 @@ func openIDE(ctx context.Context, g *gatewayProc, idp *devIDP, user, pass string
 		return nil, fmt.Errorf("enter: %d %.200s", resp.StatusCode, body)
 	}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "pbs_ide" {
-			is.cookie = "pbs_ide=" + ck.Value
+		// __Host-pbs_ide on *.localhost and https IDE hosts.
+		if ck.Name == "pbs_ide" || ck.Name == "__Host-pbs_ide" {
+			is.cookie = ck.Name + "=" + ck.Value
 		}
 	}
 	if is.cookie == "" {

@@ -73,8 +73,9 @@ func (c *ideClient) enter(t *testing.T, ideURL string) {
 		t.Fatalf("enter: %d %s", resp.StatusCode, body)
 	}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "pbs_ide" {
-			c.cookie = "pbs_ide=" + ck.Value
+		// __Host-pbs_ide on *.localhost and https IDE hosts.
+		if ck.Name == "pbs_ide" || ck.Name == "__Host-pbs_ide" {
+			c.cookie = ck.Name + "=" + ck.Value
 			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Domain != "" || ck.Path != "/" {
 				t.Errorf("IDE cookie attributes: %+v (want HttpOnly, SameSite=Lax, host-only)", ck)
 			}
@@ -122,6 +123,7 @@ type startedSession struct {
 	FencingToken int64  `json:"fencingToken"`
 	State        string `json:"state"`
 	Notice       string `json:"notice"`
+	Folder       string `json:"folder"`
 	Error        *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`

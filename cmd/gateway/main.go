@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -133,7 +132,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite, Engine: cfg.IDEProxyEngine}, sessions, workspaces, store, log)
+	ide, err := ideproxy.New(ideproxy.Config{Hosts: cfg.IDEHost, CrossSite: cfg.CookieCrossSite, Engine: cfg.IDEProxyEngine,
+		MaxWebSockets: cfg.IDEMaxWebSockets, MaxRequests: cfg.IDEMaxRequests,
+		WebSocketIdleTimeout: cfg.IDEWebSocketIdleTimeout, BackendIdleTimeout: cfg.IDEBackendIdleTimeout,
+		LimitRefused: func(limit string) { m.IDELimitRefusals.WithLabelValues(limit).Inc() }}, sessions, workspaces, store, log)
 	if err != nil {
 		return err
 	}
@@ -142,11 +144,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	models, err := llm.New(llm.Config{BaseURL: cfg.LLMBaseURL, APIKey: cfg.LLMAPIKey, Model: cfg.LLMModel, DailyBudget: cfg.LLMDailyTokenBudget},
-		newTokenCounter(store), log, func(ctx context.Context, c llm.Caller, model string, u llm.Usage) {
-			_ = auditLog.Record(ctx, audit.Event{Tenant: c.Tenant, Actor: c.UserID, Action: "llm.call", Target: model,
-				Detail: map[string]string{"promptTokens": strconv.FormatInt(u.PromptTokens, 10), "completionTokens": strconv.FormatInt(u.CompletionTokens, 10)}})
-		})
+	// Model calls are counted in the metrics (by the API handler), not
+	// audited one by one: they would bury sign-ins and activations.
+	models, err := llm.New(llm.Config{BaseURL: cfg.LLMBaseURL, APIKey: cfg.LLMAPIKey, Model: cfg.LLMModel,
+		DailyBudget: cfg.LLMDailyTokenBudget, MaxTokens: cfg.LLMMaxTokens}, newTokenCounter(store), log)
 	if err != nil {
 		return err
 	}
@@ -160,20 +161,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+	}
+	ms := &http.Server{Handler: srv.Metrics(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		// Room for every cookie a browser keeps for the portal's domain
+		// (Chromium: 180 cookies of at most 4 KiB, about 720 KiB): an IDE
+		// host can set cookies for the parent domain, and a flood of them
+		// must not turn every portal request into a 431 (the gateway reads
+		// only its own cookies and ignores the rest).
+		MaxHeaderBytes: 1 << 20,
 		// No WriteTimeout: IDE WebSockets and streamed model answers are
 		// long-lived by design; handlers bound their own work.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String(), "portal", cfg.PublicURL.String(),
+	log.Info("gateway listening", "addr", ln.Addr().String(), "metrics", mln.Addr().String(), "portal", cfg.PublicURL.String(),
 		"ide_hosts", cfg.IDEURLTemplate, "issuer", cfg.OIDCIssuer, "store", store.Name(), "runtime", cfg.WorkspaceRuntime)
 
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- hs.Serve(ln) }()
+	go func() { serveErr <- ms.Serve(mln) }()
 	if apiSocket != "" {
 		// Sandboxed local workspaces have no network: they reach the
 		// workspace API through this socket, bound into each of them.
@@ -202,8 +216,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	_ = ide.Close()
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	_ = ms.Shutdown(shutdownCtx)
+	for range 2 {
+		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	if apiSocket != "" {
 		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {

@@ -50,6 +50,7 @@ func baseEnv(t *testing.T, port int, issuer string) map[string]string {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	return map[string]string{
 		"LISTEN_ADDR":         "127.0.0.1:" + strconv.Itoa(port),
+		"METRICS_ADDR":        "127.0.0.1:0",
 		"PUBLIC_URL":          base,
 		"IDE_URL_TEMPLATE":    "http://{session}.ide.localhost:" + strconv.Itoa(port),
 		"OIDC_ISSUER":         issuer,
@@ -303,12 +304,12 @@ func TestSignInThroughDevIDP(t *testing.T) {
 			}
 			sessionCookie := ""
 			for _, ck := range b.Jar.Cookies(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/"}) {
-				if ck.Name == "pbs_session" {
+				if ck.Name == "__Host-pbs_session" { // a loopback host: the prefix applies over plain http
 					sessionCookie = ck.Value
 				}
 			}
 			if sessionCookie == "" {
-				t.Fatal("no pbs_session cookie in the jar")
+				t.Fatal("no __Host-pbs_session cookie in the jar")
 			}
 
 			// Sign out: the CSRF token is required, then the provider's

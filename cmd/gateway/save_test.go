@@ -105,7 +105,11 @@ func TestSaveWithRealWorkspace(t *testing.T) {
 		t.Fatalf("start: %d %+v", code, s.Error)
 	}
 	waitReady(t, alice, g, am.CSRFToken, s.ID)
-	folder := filepath.Join(project, "phishing-triage")
+	// The playbook's own folder: its slug and its (reserved) id.
+	if !strings.HasPrefix(s.Folder, "phishing-triage--") {
+		t.Fatalf("folder = %q, want phishing-triage--<id>", s.Folder)
+	}
+	folder := filepath.Join(project, s.Folder)
 
 	// Invalid: a forbidden import and no README → 422 with the problems.
 	writeFiles(t, folder, map[string]string{"playbook.py": "import requests\n\ndef run(alert, ctx):\n    return {}\n"})
@@ -199,7 +203,7 @@ func TestSaveWithRealWorkspace(t *testing.T) {
 	var ws struct{ ID, Folder string }
 	json.NewDecoder(resp.Body).Decode(&ws)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || ws.ID != s.ID || ws.Folder != "phishing-triage" {
+	if resp.StatusCode != http.StatusOK || ws.ID != s.ID || ws.Folder != s.Folder {
 		t.Fatalf("workspace session: %d %+v", resp.StatusCode, ws)
 	}
 	writeFiles(t, folder, map[string]string{"playbook.py": phishingPlaybook + "\n# v2\n"})
@@ -266,7 +270,7 @@ func TestSaveWithRealWorkspace(t *testing.T) {
 	var s3 startedSession
 	alice.api(t, g, am.CSRFToken, http.MethodPost, "/api/edit-sessions", map[string]any{"name": "Second", "takeover": true}, &s3)
 	waitReady(t, alice, g, am.CSRFToken, s3.ID)
-	writeFiles(t, filepath.Join(project, "second"), files)
+	writeFiles(t, filepath.Join(project, s3.Folder), files)
 	if code := alice.api(t, g, am.CSRFToken, http.MethodPost, "/api/edit-sessions/"+s3.ID+"/save", nil, &saved); code != http.StatusCreated {
 		t.Fatalf("second playbook: %d", code)
 	}

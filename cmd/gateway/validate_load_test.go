@@ -138,7 +138,7 @@ func TestHostileValidationsKeepTheGatewayUp(t *testing.T) {
 	// expression chain nested past its recursion limit, a dict literal
 	// that needs more than the checker's memory, and an f-string whose
 	// fields take more than its CPU time.
-	writeFiles(t, sessionFolder(t, filepath.Join(env["DATA_DIR"], "workspaces"), key, "hostile"), map[string]string{
+	writeFiles(t, sessionFolder(t, filepath.Join(env["DATA_DIR"], "workspaces"), key, s.Folder), map[string]string{
 		"a_nesting.py":  hostileSource("x = ", "[", "]", ""),
 		"b_chain.py":    hostileSource("x = 1", "+1", "", ""),
 		"c_dict.py":     hostileSource("x = {", "1: 1, ", "", "}"),

@@ -130,6 +130,7 @@ export async function startSystem(opts = {}) {
   });
   const gw = start('gateway', 'gateway', [], {
     LISTEN_ADDR: `127.0.0.1:${gwPort}`,
+    METRICS_ADDR: '127.0.0.1:0',
     PUBLIC_URL: portal,
     IDE_URL_TEMPLATE: `http://{session}.ide.playbooks.localhost:${gwPort}`,
     OIDC_ISSUER: issuer,

@@ -8,7 +8,7 @@
 // per user keeps the run short).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, cpSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, cpSync, mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSystem, startOuter, freePort, outputDir, root } from '../lib/system.mjs';
 import { launchBrowser, watchErrors } from '../lib/browser.mjs';
@@ -80,8 +80,12 @@ async function waitWorkbench(page) {
   await ideFrame(page).locator('.monaco-workbench').waitFor({ state: 'visible', timeout: WORKBENCH_MS });
 }
 
-function writePlaybook(folder, extra = '') {
-  const dir = join(sys.projectDir('default', ALICE), folder);
+// The playbook's folder is its slug, "--" and its id: slug names one.
+function writePlaybook(slug, extra = '') {
+  const project = sys.projectDir('default', ALICE);
+  const folder = readdirSync(project).find((n) => n.startsWith(`${slug}--`));
+  assert.ok(folder, `no folder ${slug}--<id> in ${project}`);
+  const dir = join(project, folder);
   mkdirSync(dir, { recursive: true });
   cpSync(FIXTURE, dir, { recursive: true });
   if (extra) appendFileSync(join(dir, 'README.md'), `\n${extra}\n`);

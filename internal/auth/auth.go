@@ -28,6 +28,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
+	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/kv"
 )
 
@@ -219,22 +220,40 @@ func (a *Auth) Login(c echo.Context) error {
 		ReturnTo: SafeReturnTo(c.QueryParam("return_to")),
 	}
 	raw, _ := json.Marshal(f)
-	name := loginCookieName(f.State)
+	name := a.loginCookieName(f.State)
 	sealed, err := a.sealer.Seal(name, raw, loginTTL)
 	if err != nil {
 		return err
 	}
-	c.SetCookie(a.cookie(name, sealed, "/auth/callback", loginTTL, http.SameSiteLaxMode))
+	// Path / because the __Host- prefix requires it; the name is unique to
+	// this attempt, so no other route ever reads it.
+	c.SetCookie(a.cookie(name, sealed, "/", loginTTL, http.SameSiteLaxMode))
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusFound, p.oauth.AuthCodeURL(f.State,
 		oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier)))
 }
 
 // loginCookieName gives each sign-in attempt its own cookie, so two tabs
-// signing in at once do not overwrite each other's state.
-func loginCookieName(state string) string {
+// signing in at once do not overwrite each other's state. The __Host-
+// prefix (cookieName) is what binds a sign-in to the browser that started
+// it: a sibling host (an IDE host serving a workspace's page) cannot plant a
+// flow cookie of its own sign-in for the callback to accept (login CSRF).
+func (a *Auth) loginCookieName(state string) string {
 	sum := sha256.Sum256([]byte(state))
-	return loginCookiePrefix + hex.EncodeToString(sum[:6])
+	return a.cookieName(loginCookiePrefix + hex.EncodeToString(sum[:6]))
+}
+
+// cookieName is base with the __Host- prefix wherever the browser honours
+// it (config.SecureCookies; cross-site mode is https only).
+func (a *Auth) cookieName(base string) string {
+	if a.secureCookies() {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (a *Auth) secureCookies() bool {
+	return a.opts.CrossSite || config.SecureCookies(a.opts.PublicURL.Scheme, a.opts.PublicURL.Host)
 }
 
 // Callback finishes sign-in: it checks state, trades the code (with the
@@ -252,12 +271,12 @@ func (a *Auth) Callback(c echo.Context) error {
 	if state == "" || len(state) > 512 {
 		return fail(http.StatusBadRequest, "bad_request", "missing_state", "The sign-in response has no state. Start again from the sign-in page.", errors.New("no state"))
 	}
-	name := loginCookieName(state)
+	name := a.loginCookieName(state)
 	ck, err := c.Cookie(name)
 	if err != nil {
 		return fail(http.StatusBadRequest, "sign_in_expired", "no_flow_cookie", "This sign-in was not started here or took too long. Start again.", err)
 	}
-	c.SetCookie(a.cookie(name, "", "/auth/callback", -1, http.SameSiteLaxMode))
+	c.SetCookie(a.cookie(name, "", "/", -1, http.SameSiteLaxMode))
 	raw, err := a.sealer.Open(name, ck.Value)
 	var f flow
 	if err == nil {
@@ -311,7 +330,7 @@ func (a *Auth) Callback(c echo.Context) error {
 		msg := err.Error()
 		return fail(status, code, "claims", strings.ToUpper(msg[:1])+msg[1:]+".", err)
 	}
-	if err := a.startSession(c, id, rawID); err != nil {
+	if err := a.startSession(c, id, rawID, time.Time{}); err != nil {
 		return fail(http.StatusServiceUnavailable, "unavailable", "session_store", "Your sign-in could not be stored. Try again in a moment.", err)
 	}
 	a.opts.OnSignIn(ctx, &id, "ok")
@@ -342,26 +361,39 @@ func safeWord(s string) string {
 	}, s)
 }
 
-func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string) error {
+// startSession stores a new session and sets its cookie. A zero expires
+// means a fresh sign-in (SESSION_MAX_AGE from now); a hand-off passes the
+// expiry of the session it came from, so hand-offs never extend a sign-in
+// past what the provider granted.
+func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string, expires time.Time) error {
 	// Signing in again replaces the browser's previous session rather than
 	// leaving it valid until it expires.
-	if old, err := c.Cookie(a.SessionCookieName()); err == nil && old.Value != "" && len(old.Value) <= 128 {
-		_ = a.store.Delete(c.Request().Context(), sessionKey(old.Value))
+	for _, old := range c.Request().CookiesNamed(a.SessionCookieName()) {
+		if old.Value != "" && len(old.Value) <= 128 {
+			_ = a.store.Delete(c.Request().Context(), sessionKey(old.Value))
+		}
 	}
 	now := a.opts.Now()
+	if expires.IsZero() {
+		expires = now.Add(a.opts.SessionMaxAge)
+	}
+	ttl := expires.Sub(now)
+	if ttl <= 0 {
+		return ErrNoSession
+	}
 	token := randomToken()
 	s := Session{
 		Identity:  id,
 		CSRFToken: randomToken(),
 		IDToken:   rawIDToken,
 		CreatedAt: now.UTC(),
-		ExpiresAt: now.Add(a.opts.SessionMaxAge).UTC(),
+		ExpiresAt: expires.UTC(),
 	}
 	raw, _ := json.Marshal(s)
-	if err := a.store.Set(c.Request().Context(), sessionKey(token), raw, a.opts.SessionMaxAge); err != nil {
+	if err := a.store.Set(c.Request().Context(), sessionKey(token), raw, ttl); err != nil {
 		return err
 	}
-	c.SetCookie(a.cookie(a.SessionCookieName(), token, "/", a.opts.SessionMaxAge, http.SameSiteLaxMode))
+	c.SetCookie(a.cookie(a.SessionCookieName(), token, "/", ttl, http.SameSiteLaxMode))
 	return nil
 }
 
@@ -369,13 +401,18 @@ func (a *Auth) startSession(c echo.Context, id Identity, rawIDToken string) erro
 // the store (a Redis dump) cannot replay live cookies from it.
 func sessionKey(token string) string { return sessionKeyPrefix + hashCode(token) }
 
-// SessionCookieName is __Host-pbs_session on https (bound to this exact
-// host, path /, Secure) and pbs_session on plain-http local runs.
-func (a *Auth) SessionCookieName() string {
-	if a.opts.PublicURL.Scheme == "https" {
-		return "__Host-pbs_session"
-	}
-	return "pbs_session"
+// SessionCookieName is __Host-pbs_session (bound to this exact host, path
+// /, Secure) wherever the browser honours the prefix: https, and the
+// loopback names of local runs. It is pbs_session only on plain http to
+// another host, where a sibling host could plant one (README).
+func (a *Auth) SessionCookieName() string { return a.cookieName("pbs_session") }
+
+// OwnsCookie tells whether the portal issues cookies of this name: the
+// session's and the sign-in flows'. Any other cookie the portal host
+// receives was set by someone else (a parent domain's other sites, or an
+// IDE host serving a workspace's page) and is never read.
+func (a *Auth) OwnsCookie(name string) bool {
+	return name == a.SessionCookieName() || strings.HasPrefix(name, a.cookieName(loginCookiePrefix))
 }
 
 // ErrNoSession means the request carries no live portal session.
@@ -385,25 +422,43 @@ var ErrNoSession = errors.New("auth: no session")
 // ErrNoSession covers a missing, unknown or expired cookie; any other error
 // means the store itself failed.
 func (a *Auth) SessionFrom(r *http.Request) (*Session, error) {
-	ck, err := r.Cookie(a.SessionCookieName())
-	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
-		return nil, ErrNoSession
+	s, _, err := a.sessionOf(r)
+	return s, err
+}
+
+// maxSessionCookies bounds the store look-ups one request can cause.
+const maxSessionCookies = 4
+
+// sessionOf finds the live session among the request's cookies of the
+// session's name, and the token that named it. Where the name has no
+// __Host- prefix (plain http to another host) a sibling host can plant a
+// cookie of the same name; the browser then sends both, in an order the
+// planter can influence, so each is tried rather than the first alone.
+func (a *Auth) sessionOf(r *http.Request) (*Session, string, error) {
+	for i, ck := range r.CookiesNamed(a.SessionCookieName()) {
+		if i == maxSessionCookies {
+			break
+		}
+		if ck.Value == "" || len(ck.Value) > 128 {
+			continue
+		}
+		raw, err := a.store.Get(r.Context(), sessionKey(ck.Value))
+		if errors.Is(err, kv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		var s Session
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, "", fmt.Errorf("auth: stored session unreadable: %w", err)
+		}
+		if !a.opts.Now().Before(s.ExpiresAt) {
+			continue
+		}
+		return &s, ck.Value, nil
 	}
-	raw, err := a.store.Get(r.Context(), sessionKey(ck.Value))
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, err
-	}
-	var s Session
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("auth: stored session unreadable: %w", err)
-	}
-	if !a.opts.Now().Before(s.ExpiresAt) {
-		return nil, ErrNoSession
-	}
-	return &s, nil
+	return nil, "", ErrNoSession
 }
 
 // Logout ends the portal session and, when the provider offers one, sends
@@ -412,9 +467,8 @@ func (a *Auth) SessionFrom(r *http.Request) (*Session, error) {
 func (a *Auth) Logout(c echo.Context) error {
 	r := c.Request()
 	target := a.url("/")
-	if s, err := a.SessionFrom(r); err == nil {
-		ck, _ := r.Cookie(a.SessionCookieName())
-		if err := a.store.Delete(r.Context(), sessionKey(ck.Value)); err != nil {
+	if s, token, err := a.sessionOf(r); err == nil {
+		if err := a.store.Delete(r.Context(), sessionKey(token)); err != nil {
 			return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-out could not be completed. Try again in a moment.", err)
 		}
 		if p, err := a.discover(r.Context()); err == nil && p.endSession != "" {
@@ -441,7 +495,7 @@ func (a *Auth) cookie(name, value, path string, maxAge time.Duration, same http.
 		Value:    value,
 		Path:     path,
 		HttpOnly: true,
-		Secure:   a.opts.PublicURL.Scheme == "https",
+		Secure:   a.secureCookies(),
 		SameSite: same,
 	}
 	if a.opts.CrossSite {
@@ -466,8 +520,9 @@ func randomToken() string {
 
 // handoff is what a one-time sign-in hand-off code stands for.
 type handoff struct {
-	Identity Identity `json:"identity"`
-	IDToken  string   `json:"idToken"`
+	Identity  Identity  `json:"identity"`
+	IDToken   string    `json:"idToken"`
+	ExpiresAt time.Time `json:"expiresAt"` // the handing session's: a hand-off never extends it
 }
 
 const (
@@ -486,7 +541,7 @@ func (a *Auth) Handoff(c echo.Context) error {
 		return apierror.New(http.StatusUnauthorized, "unauthenticated", "Sign in to continue.")
 	}
 	code := randomToken()
-	raw, _ := json.Marshal(handoff{Identity: s.Identity, IDToken: s.IDToken})
+	raw, _ := json.Marshal(handoff{Identity: s.Identity, IDToken: s.IDToken, ExpiresAt: s.ExpiresAt})
 	if err := a.store.Set(c.Request().Context(), handoffPrefix+hashCode(code), raw, handoffTTL); err != nil {
 		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-in cannot be handed over right now. Try again.", err)
 	}
@@ -512,10 +567,13 @@ func (a *Auth) Redeem(c echo.Context) error {
 		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Sign-in cannot be handed over right now. Try again.", err)
 	}
 	var h handoff
-	if err := json.Unmarshal(raw, &h); err != nil {
+	if err := json.Unmarshal(raw, &h); err != nil || h.ExpiresAt.IsZero() {
 		return apierror.Wrap(http.StatusUnauthorized, "sign_in_expired", "This sign-in hand-off is not valid. Sign in again.", err)
 	}
-	if err := a.startSession(c, h.Identity, h.IDToken); err != nil {
+	if !a.opts.Now().Before(h.ExpiresAt) {
+		return apierror.New(http.StatusUnauthorized, "sign_in_expired", "The sign-in this hand-off came from has expired. Sign in again.")
+	}
+	if err := a.startSession(c, h.Identity, h.IDToken, h.ExpiresAt); err != nil {
 		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Your sign-in could not be stored. Try again in a moment.", err)
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -358,6 +358,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 type envOptions struct {
 	tls       bool
+	host      string // the public host name (default: the listener's loopback address)
 	crossSite bool
 	mapping   *ClaimMapping
 	store     kv.Store
@@ -439,6 +440,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		scheme = "https"
 	}
 	e.public = &url.URL{Scheme: scheme, Host: e.gw.Listener.Addr().String()}
+	if o.host != "" {
+		_, port, _ := net.SplitHostPort(e.gw.Listener.Addr().String())
+		e.public.Host = net.JoinHostPort(o.host, port)
+	}
 	e.op.redirectURI = e.public.String() + "/auth/callback"
 
 	providerTransport := &http.Transport{}
@@ -511,6 +516,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(e.gw.Close)
 
 	clientTransport := &http.Transport{}
+	if o.host != "" {
+		// The public name resolves nowhere: its requests go to the
+		// gateway's loopback listener, the provider's to the provider.
+		addr := e.gw.Listener.Addr().String()
+		clientTransport.DialContext = func(ctx context.Context, network, to string) (net.Conn, error) {
+			if to == e.public.Host {
+				to = addr
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, to)
+		}
+	}
 	if o.tls {
 		clientTransport.TLSClientConfig = e.gw.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	}
@@ -561,7 +577,7 @@ func (r *result) cookie(name string) *http.Cookie {
 
 func (r *result) cookieWithPrefix(prefix string) *http.Cookie {
 	for _, c := range r.cookies {
-		if strings.HasPrefix(c.Name, prefix) {
+		if strings.HasPrefix(strings.TrimPrefix(c.Name, "__Host-"), prefix) {
 			return c
 		}
 	}
@@ -681,7 +697,7 @@ func (e *env) jarCookie(path, name string) *http.Cookie {
 func (e *env) jarCookieWithPrefix(path, prefix string) *http.Cookie {
 	u, _ := url.Parse(e.gwURL(path))
 	for _, c := range e.jar.Cookies(u) {
-		if strings.HasPrefix(c.Name, prefix) {
+		if strings.HasPrefix(strings.TrimPrefix(c.Name, "__Host-"), prefix) {
 			return c
 		}
 	}
@@ -790,8 +806,11 @@ func TestSignInHappyPath(t *testing.T) {
 	if loginCookie == nil {
 		t.Fatalf("login set no sign-in cookie: %v", login.cookies)
 	}
-	if !loginCookie.HttpOnly || loginCookie.Path != "/auth/callback" || loginCookie.SameSite != http.SameSiteLaxMode ||
-		loginCookie.MaxAge != int(loginTTL/time.Second) || loginCookie.Secure || loginCookie.Domain != "" {
+	// On a loopback host the browser honours __Host- (and Secure) over
+	// plain http.
+	if !loginCookie.HttpOnly || loginCookie.Path != "/" || loginCookie.SameSite != http.SameSiteLaxMode ||
+		loginCookie.MaxAge != int(loginTTL/time.Second) || !loginCookie.Secure || loginCookie.Domain != "" ||
+		!strings.HasPrefix(loginCookie.Name, "__Host-") {
 		t.Errorf("sign-in cookie attributes: %+v", loginCookie)
 	}
 
@@ -806,7 +825,7 @@ func TestSignInHappyPath(t *testing.T) {
 	if q.Get("state") == q.Get("nonce") {
 		t.Error("state and nonce are the same value")
 	}
-	if loginCookie.Name != loginCookieName(q.Get("state")) {
+	if loginCookie.Name != e.a.loginCookieName(q.Get("state")) {
 		t.Errorf("sign-in cookie %q is not named after the state", loginCookie.Name)
 	}
 	for _, secret := range []string{q.Get("state"), q.Get("nonce")} {
@@ -829,15 +848,15 @@ func TestSignInHappyPath(t *testing.T) {
 		t.Errorf("token endpoint called %d times, want 1", n)
 	}
 
-	sc := res.cookie("pbs_session")
+	sc := res.cookie(e.a.SessionCookieName())
 	if sc == nil || sc.Value == "" {
 		t.Fatalf("no session cookie: %v", res.cookies)
 	}
-	if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure || sc.Partitioned ||
+	if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || !sc.Secure || sc.Partitioned ||
 		sc.Domain != "" || sc.MaxAge != int(testMaxAge/time.Second) {
 		t.Errorf("session cookie attributes: %+v", sc)
 	}
-	if cleared := res.cookie(loginCookie.Name); cleared == nil || cleared.MaxAge >= 0 || cleared.Value != "" || cleared.Path != "/auth/callback" {
+	if cleared := res.cookie(loginCookie.Name); cleared == nil || cleared.MaxAge >= 0 || cleared.Value != "" || cleared.Path != "/" {
 		t.Errorf("the sign-in cookie was not cleared: %+v", cleared)
 	}
 	if c := e.jarCookieWithPrefix("/auth/callback", loginCookiePrefix); c != nil {
@@ -969,7 +988,7 @@ func TestCallbackRefusals(t *testing.T) {
 				// under this state's cookie name.
 				s := newTestSealer(e.t, testSecret, e.clock.Now)
 				raw, _ := json.Marshal(flow{State: randomToken(), Nonce: "n", Verifier: "v", ReturnTo: "/"})
-				name := loginCookieName(state)
+				name := e.a.loginCookieName(state)
 				e.setJarCookie("/auth/callback", &http.Cookie{Name: name, Value: mustSeal(e.t, s, name, raw, time.Minute), Path: "/auth/callback"})
 				return e.get(cb)
 			},
@@ -981,7 +1000,7 @@ func TestCallbackRefusals(t *testing.T) {
 				other := e.startLogin("/").cookieWithPrefix(loginCookiePrefix)
 				cb := e.callbackURL("/")
 				u, _ := url.Parse(cb)
-				name := loginCookieName(u.Query().Get("state"))
+				name := e.a.loginCookieName(u.Query().Get("state"))
 				e.setJarCookie("/auth/callback", &http.Cookie{Name: name, Value: other.Value, Path: "/auth/callback"})
 				return e.get(cb)
 			},
@@ -1382,7 +1401,7 @@ func TestLogout(t *testing.T) {
 		if res.status != http.StatusSeeOther || res.header.Get("Location") != e.gwURL("/") {
 			t.Fatalf("logout: %d to %q", res.status, res.header.Get("Location"))
 		}
-		if c := res.cookie("pbs_session"); c == nil || c.MaxAge >= 0 {
+		if c := res.cookie(e.a.SessionCookieName()); c == nil || c.MaxAge >= 0 {
 			t.Errorf("the unknown cookie was not cleared: %+v", c)
 		}
 	})
@@ -1427,7 +1446,12 @@ func TestCookieModes(t *testing.T) {
 		sameSite    http.SameSite
 		partitioned bool
 	}{
-		{"plain http", envOptions{}, "pbs_session", false, http.SameSiteLaxMode, false},
+		// The browser honours __Host- on loopback names over plain http
+		// (measured in Chromium); only another plain-http host goes
+		// without, where a sibling host can plant cookies (README).
+		{"plain http, loopback", envOptions{}, "__Host-pbs_session", true, http.SameSiteLaxMode, false},
+		{"plain http, localhost name", envOptions{host: "playbooks.localhost"}, "__Host-pbs_session", true, http.SameSiteLaxMode, false},
+		{"plain http, other host", envOptions{host: "portal.test"}, "pbs_session", false, http.SameSiteLaxMode, false},
 		{"https", envOptions{tls: true}, "__Host-pbs_session", true, http.SameSiteLaxMode, false},
 		{"cross-site", envOptions{tls: true, crossSite: true}, "__Host-pbs_session", true, http.SameSiteNoneMode, true},
 	} {
@@ -1448,7 +1472,10 @@ func TestCookieModes(t *testing.T) {
 			}
 			login := e.startLogin("/p")
 			lc := login.cookieWithPrefix(loginCookiePrefix)
-			check("sign-in", lc, "/auth/callback")
+			check("sign-in", lc, "/")
+			if strings.HasPrefix(lc.Name, "__Host-") != strings.HasPrefix(tc.sessionName, "__Host-") {
+				t.Errorf("sign-in cookie %q and session cookie %q disagree on the prefix", lc.Name, tc.sessionName)
+			}
 			if tc.partitioned && !strings.Contains(strings.Join(login.header.Values("Set-Cookie"), "\n"), "Partitioned") {
 				t.Errorf("Set-Cookie lacks Partitioned: %q", login.header.Values("Set-Cookie"))
 			}
@@ -1459,7 +1486,7 @@ func TestCookieModes(t *testing.T) {
 			}
 			sc := res.cookie(tc.sessionName)
 			check("session", sc, "/")
-			check("cleared sign-in", res.cookie(lc.Name), "/auth/callback")
+			check("cleared sign-in", res.cookie(lc.Name), "/")
 			if res.cookie("pbs_session") != nil && tc.sessionName != "pbs_session" {
 				t.Error("both session cookie names were set")
 			}
@@ -1478,7 +1505,7 @@ func TestCookieModes(t *testing.T) {
 
 func TestSessionStoredUnderHash(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	token := e.mustSignIn("/").cookie("pbs_session").Value
+	token := e.mustSignIn("/").cookie(e.a.SessionCookieName()).Value
 	ctx := t.Context()
 
 	for _, key := range []string{token, sessionKeyPrefix + token} {
@@ -1524,7 +1551,7 @@ func TestSessionStoredUnderHash(t *testing.T) {
 	// Signing in again in the same browser replaces the session: a new
 	// cookie and CSRF token, and the old cookie no longer works.
 	s1, _ := e.a.SessionFrom(e.sessionRequest(token))
-	e2 := e.mustSignIn("/").cookie("pbs_session").Value
+	e2 := e.mustSignIn("/").cookie(e.a.SessionCookieName()).Value
 	s2, err2 := e.a.SessionFrom(e.sessionRequest(e2))
 	if err2 != nil || e2 == token || s1 == nil || s1.CSRFToken == s2.CSRFToken {
 		t.Errorf("second sign-in: %v", err2)

@@ -27,6 +27,12 @@ type Config struct {
 	IDEHost        HostPattern // derived from IDEURLTemplate
 	// IDEProxyEngine is IDE_PROXY_ENGINE: relay | stdlib (ideproxy.Config.Engine).
 	IDEProxyEngine string
+	// Per edit session caps and idle timeouts of the IDE proxy
+	// (ideproxy.Config).
+	IDEMaxWebSockets        int           // IDE_MAX_WEBSOCKETS_PER_SESSION
+	IDEMaxRequests          int           // IDE_MAX_REQUESTS_PER_SESSION
+	IDEWebSocketIdleTimeout time.Duration // IDE_WEBSOCKET_IDLE_TIMEOUT
+	IDEBackendIdleTimeout   time.Duration // IDE_BACKEND_IDLE_TIMEOUT
 
 	OIDCIssuer        string              // OIDC_ISSUER
 	OIDCClientID      string              // OIDC_CLIENT_ID
@@ -71,11 +77,13 @@ type Config struct {
 	AllowedFrameAncestors []string     // ALLOWED_FRAME_ANCESTORS: origins, space or comma separated
 	TrustedProxies        []*net.IPNet // TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
 	MetricsAllow          []*net.IPNet // METRICS_ALLOW: peers that may read /metrics
+	MetricsAddr           string       // METRICS_ADDR: the listener of /metrics, never the public port
 
 	LLMBaseURL          string // LLM_BASE_URL
 	LLMAPIKey           string // LLM_API_KEY (never logged)
 	LLMModel            string // LLM_MODEL
 	LLMDailyTokenBudget int64  // LLM_DAILY_TOKEN_BUDGET
+	LLMMaxTokens        int64  // LLM_MAX_TOKENS: completion tokens one call may ask for (and reserves)
 	PlaybookLimit       int    // PLAYBOOK_LIMIT
 	ValidatorPython     string // VALIDATOR_PYTHON: python3 that parses playbooks (never runs them)
 
@@ -98,6 +106,10 @@ func Settings() []Setting {
 		{"PUBLIC_URL", "http://playbooks.localhost:8080", "the portal's external URL (scheme, host, port); plain http://localhost:8080 redirects here"},
 		{"IDE_URL_TEMPLATE", "http://{session}.ide.playbooks.localhost:8080", "external URL of an IDE host; {session} is replaced by the edit session id. Keep it on the portal's site (a subdomain of the portal's registrable domain) so the framed IDE keeps its cookies and storage"},
 		{"IDE_PROXY_ENGINE", "relay", "how the IDE proxy reaches workspaces: relay (WebSockets in epoll event loops over the raw sockets) or stdlib (WebSockets through Go's httputil.ReverseProxy too); HTTP goes through ReverseProxy either way; both apply the same checks"},
+		{"IDE_MAX_WEBSOCKETS_PER_SESSION", "64", "WebSockets one edit session may hold open through the IDE proxy; more are refused with 429 (a VS Code window uses a handful)"},
+		{"IDE_MAX_REQUESTS_PER_SESSION", "256", "HTTP requests one edit session may have in flight to its workspace; more get 429 with Retry-After (a browser sends at most six at a time to a host over HTTP/1.1)"},
+		{"IDE_WEBSOCKET_IDLE_TIMEOUT", "1h", "an IDE WebSocket that carries nothing either way for this long is closed (at least 1m: VS Code's own sockets send a keep-alive every 5 s)"},
+		{"IDE_BACKEND_IDLE_TIMEOUT", "90s", "a kept-alive connection from the IDE proxy to a workspace unused for this long is closed"},
 		{"OIDC_ISSUER", "http://localhost:8081", "the OpenID provider's issuer URL"},
 		{"OIDC_CLIENT_ID", "playbook-studio", "the client id registered at the provider"},
 		{"OIDC_CLIENT_SECRET", "dev-secret", "the client secret (never logged)"},
@@ -138,10 +150,12 @@ func Settings() []Setting {
 		{"ALLOWED_FRAME_ANCESTORS", "", "origins (space or comma separated) that may frame the portal and the IDE, besides the portal"},
 		{"TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For is trusted; empty: none"},
 		{"METRICS_ALLOW", "127.0.0.0/8,::1/128", "CIDRs of peers (direct, not forwarded) that may read /metrics"},
+		{"METRICS_ADDR", "127.0.0.1:9464", "address of the listener serving /metrics (and /healthz for probes): its own port, never the public one; port 0 picks a free one"},
 		{"LLM_BASE_URL", "", "OpenAI-compatible model provider base URL; empty: no model"},
 		{"LLM_API_KEY", "", "the model provider's key (never logged, never sent to a workspace)"},
 		{"LLM_MODEL", "", "the model name"},
 		{"LLM_DAILY_TOKEN_BUDGET", "8000000", "AI tokens per tenant per UTC day"},
+		{"LLM_MAX_TOKENS", "8192", "completion tokens one AI call may ask for: a larger max_tokens is lowered to it, a call without one gets it; each call reserves this plus an estimate of its prompt from the day's budget until the provider reports its real use"},
 		{"PLAYBOOK_LIMIT", "100", "playbooks per tenant"},
 		{"VALIDATOR_PYTHON", "python3", "the Python 3.10+ that checks saved playbooks: it parses them and lists the standard library's modules, never runs them"},
 		{"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -233,6 +247,13 @@ func parse(get func(string) string) (*Config, error) {
 		bad("IDE_PROXY_ENGINE", "want relay or stdlib, got %q", c.IDEProxyEngine)
 	}
 
+	c.IDEMaxWebSockets = int(integer(get, "IDE_MAX_WEBSOCKETS_PER_SESSION", 1, 100_000, bad))
+	c.IDEMaxRequests = int(integer(get, "IDE_MAX_REQUESTS_PER_SESSION", 1, 100_000, bad))
+	// VS Code's sockets send a keep-alive every 5 s and reconnect after 20 s
+	// without one: a minute leaves them a wide margin.
+	c.IDEWebSocketIdleTimeout = duration(get, "IDE_WEBSOCKET_IDLE_TIMEOUT", time.Minute, 7*24*time.Hour, bad)
+	c.IDEBackendIdleTimeout = duration(get, "IDE_BACKEND_IDLE_TIMEOUT", time.Second, time.Hour, bad)
+
 	if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("OIDC_ISSUER", "want an absolute http(s) URL, got %q", c.OIDCIssuer)
 	}
@@ -267,6 +288,11 @@ func parse(get func(string) string) (*Config, error) {
 	c.MaxConcurrentSpawns = int(integer(get, "MAX_CONCURRENT_SPAWNS", 1, 1000, bad))
 	c.PlaybookLimit = int(integer(get, "PLAYBOOK_LIMIT", 1, 1_000_000, bad))
 	c.LLMDailyTokenBudget = integer(get, "LLM_DAILY_TOKEN_BUDGET", 0, 1<<50, bad)
+	c.LLMMaxTokens = integer(get, "LLM_MAX_TOKENS", 1, 1<<20, bad)
+	if c.LLMDailyTokenBudget > 0 && c.LLMMaxTokens > c.LLMDailyTokenBudget {
+		// Every call reserves LLM_MAX_TOKENS up front: none would fit.
+		bad("LLM_MAX_TOKENS", "must not exceed LLM_DAILY_TOKEN_BUDGET (%d), or every AI call is refused", c.LLMDailyTokenBudget)
+	}
 
 	if s := get("SESSION_SECRET"); s != "" {
 		if len(s) < 32 {
@@ -367,6 +393,12 @@ func parse(get func(string) string) (*Config, error) {
 	}
 	c.TrustedProxies = cidrs(get, "TRUSTED_PROXIES", bad)
 	c.MetricsAllow = cidrs(get, "METRICS_ALLOW", bad)
+	c.MetricsAddr = get("METRICS_ADDR")
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		bad("METRICS_ADDR", "want host:port, got %q", c.MetricsAddr)
+	} else if c.MetricsAddr == c.ListenAddr {
+		bad("METRICS_ADDR", "must differ from LISTEN_ADDR (%s): metrics never share the public port", c.ListenAddr)
+	}
 
 	if c.LLMBaseURL != "" {
 		if u, err := url.Parse(c.LLMBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -52,6 +52,9 @@ type Session struct {
 	UserID       string `json:"-"`
 	UserName     string `json:"-"`
 	WorkspaceKey string `json:"-"`
+	// ReservedID is the id a new playbook takes at its first save (see
+	// record.ReservedID); empty for a saved playbook's session.
+	ReservedID string `json:"-"`
 }
 
 // Identity is the user asking, as the session package needs it.
@@ -148,16 +151,21 @@ type live struct {
 }
 
 type ended struct {
-	reason string
-	at     time.Time
+	reason         string
+	at             time.Time
+	tenant, userID string // the owner's, when the session was live here
 }
 
 // record is what a session keeps besides its lock.
 type record struct {
-	PlaybookID   *string `json:"playbookId"`
-	Name         string  `json:"name"`
-	Folder       string  `json:"folder"`
-	WorkspaceKey string  `json:"workspaceKey"`
+	PlaybookID *string `json:"playbookId"`
+	// ReservedID is, for a playbook not saved yet, the record id its first
+	// save will give it: the folder is named after it from the start, so
+	// it never moves and no other playbook's session opens it.
+	ReservedID   string `json:"reservedId,omitempty"`
+	Name         string `json:"name"`
+	Folder       string `json:"folder"`
+	WorkspaceKey string `json:"workspaceKey"`
 }
 
 // TicketInfo is what an IDE ticket stands for.
@@ -254,18 +262,26 @@ func ValidateName(name string) error {
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
 
-// FolderFor is the playbook's folder in the workspace: a readable slug of
-// its name.
-func FolderFor(name string) string {
+// FolderFor is the folder in the workspace of the playbook with record id
+// id (for one not saved yet, the id reserved for it): a readable slug of
+// its name, "--", and the first 12 hex digits of the id. The id makes it
+// the playbook's own: names that slug alike ("Phishing Triage",
+// "phishing-triage") get different folders, and a rename keeps it. A slug
+// never holds "--", so a folder of before (the plain slug) is never taken
+// for a playbook's.
+func FolderFor(name, id string) string {
 	s := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
 	if len(s) > 60 {
 		s = strings.TrimRight(s[:60], "-")
 	}
 	if s == "" {
-		sum := sha256.Sum256([]byte(name))
-		s = "playbook-" + hex.EncodeToString(sum[:4])
+		s = "playbook"
 	}
-	return s
+	short := strings.ToLower(strings.ReplaceAll(id, "-", ""))
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	return s + "--" + short
 }
 
 // Start opens an edit session for who: it finds the playbook (or checks
@@ -280,6 +296,12 @@ func (s *Service) Start(ctx context.Context, who Identity, req StartRequest) (*S
 	res, takenOver, err := s.lock(ctx, who, id, rec, req.Takeover)
 	if err != nil {
 		return nil, err
+	}
+	if takenOver != nil && rec.PlaybookID == nil && takenOver.PlaybookID == nil && takenOver.ReservedID != "" &&
+		LockKey(takenOver.Name) == LockKey(rec.Name) {
+		// Taking over one's own session on the same new playbook carries
+		// on in its folder, with the id reserved for it.
+		rec.ReservedID, rec.Folder = takenOver.ReservedID, takenOver.Folder
 	}
 	l, st, err := s.open(ctx, who, id, rec, res.Holder)
 	if err != nil {
@@ -320,7 +342,7 @@ func (s *Service) target(ctx context.Context, who Identity, req StartRequest) (r
 			return rec, err
 		}
 		id := req.PlaybookID
-		rec = record{PlaybookID: &id, Name: found}
+		rec = record{PlaybookID: &id, Name: found, Folder: FolderFor(found, id)}
 	case rawName != "":
 		if err := ValidateName(rawName); err != nil {
 			return rec, err
@@ -330,11 +352,11 @@ func (s *Service) target(ctx context.Context, who Identity, req StartRequest) (r
 				return rec, err
 			}
 		}
-		rec = record{Name: name}
+		reserved := uuid.NewString()
+		rec = record{Name: name, ReservedID: reserved, Folder: FolderFor(name, reserved)}
 	default:
 		return rec, fault.New(fault.Invalid, "bad_request", "Give playbookId (to edit a playbook) or name (to create one).")
 	}
-	rec.Folder = FolderFor(rec.Name)
 	rec.WorkspaceKey = workspace.KeyFor(who.Tenant, who.ID)
 	return rec, nil
 }
@@ -428,6 +450,7 @@ func (s *Service) sessionOf(l *live, state workspace.Phase) Session {
 		ID: h.SessionID, PlaybookID: l.rec.PlaybookID, Name: l.rec.Name, Folder: l.rec.Folder,
 		FencingToken: h.Fence, StartedAt: h.AcquiredAt.UTC(), LastActivityAt: time.Unix(0, l.lastActivity.Load()).UTC(),
 		State: string(state), Tenant: h.Tenant, UserID: h.UserID, UserName: h.UserName, WorkspaceKey: l.rec.WorkspaceKey,
+		ReservedID: l.rec.ReservedID,
 	}
 }
 
@@ -542,11 +565,27 @@ func (s *Service) EndOfUser(ctx context.Context, who Identity, reason string) er
 }
 
 // EndedReason tells why a session of this gateway ended recently ("" if
-// it did not, or not here).
+// it did not, or not here). For callers that already know the owner asks
+// (the IDE proxy: its cookie is bound to the session); the API uses
+// EndedReasonFor.
 func (s *Service) EndedReason(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ended[id].reason
+}
+
+// EndedReasonFor is EndedReason for the session's owner and the
+// administrators of its tenant only: a reason names who ended it and why
+// ("taken over", "ended by an administrator (Carol)"), which is nobody
+// else's business; anyone else learns nothing, not even that it existed.
+func (s *Service) EndedReasonFor(id string, who Identity) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.ended[id]
+	if e.tenant == "" || e.tenant != who.Tenant || (e.userID != who.ID && !who.Admin) {
+		return ""
+	}
+	return e.reason
 }
 
 // Live returns a session this gateway serves, for the IDE proxy's check
@@ -721,7 +760,11 @@ func (s *Service) end(id, reason string) {
 		l.unhold()
 	}
 	now := s.cfg.Now()
-	s.ended[id] = ended{reason: reason, at: now}
+	e := ended{reason: reason, at: now}
+	if wasLive {
+		e.tenant, e.userID = l.holder.Tenant, l.holder.UserID
+	}
+	s.ended[id] = e
 	for k, e := range s.ended {
 		if now.Sub(e.at) > endedKeep {
 			delete(s.ended, k)

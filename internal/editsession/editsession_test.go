@@ -106,29 +106,41 @@ func TestValidateName(t *testing.T) {
 }
 
 func TestFolderFor(t *testing.T) {
-	slug := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	folder := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*--[0-9a-f]{12}$`)
+	const id = "3F2A9C1B-04DE-4a5b-8c6d-7e8f9a0b1c2d"
 	for _, tc := range []struct{ name, want string }{
-		{"Quarterly Report", "quarterly-report"},
-		{"  --Hello, World!!  ", "hello-world"},
-		{"v2.0 (draft)", "v2-0-draft"},
-		{"ALL CAPS", "all-caps"},
-		{strings.Repeat("ab ", 40), ""}, // checked below: at most 60, no trailing dash
-		{"日本語", ""},
-		{"!!!", ""},
+		{"Quarterly Report", "quarterly-report--3f2a9c1b04de"},
+		{"  --Hello, World!!  ", "hello-world--3f2a9c1b04de"},
+		{"v2.0 (draft)", "v2-0-draft--3f2a9c1b04de"},
+		{"ALL CAPS", "all-caps--3f2a9c1b04de"},
+		{strings.Repeat("ab ", 40), ""}, // checked below: a slug of at most 60, no trailing dash
+		{"日本語", "playbook--3f2a9c1b04de"},
+		{"!!!", "playbook--3f2a9c1b04de"},
 	} {
-		got := editsession.FolderFor(tc.name)
+		got := editsession.FolderFor(tc.name, id)
 		if tc.want != "" && got != tc.want {
 			t.Errorf("FolderFor(%q) = %q, want %q", tc.name, got, tc.want)
 		}
-		if !slug.MatchString(got) || len(got) > 60 {
-			t.Errorf("FolderFor(%q) = %q: not a slug of at most 60 characters", tc.name, got)
+		if !folder.MatchString(got) || len(got) > 60+2+12 {
+			t.Errorf("FolderFor(%q) = %q: not slug--id of at most 74 characters", tc.name, got)
 		}
-		if again := editsession.FolderFor(tc.name); again != got {
+		if again := editsession.FolderFor(tc.name, id); again != got {
 			t.Errorf("FolderFor(%q) is not stable: %q then %q", tc.name, got, again)
 		}
 	}
-	if a, b := editsession.FolderFor("日本語"), editsession.FolderFor("中文"); a == b || !strings.HasPrefix(a, "playbook-") {
-		t.Errorf("names without a slug: %q and %q, want distinct playbook-<hash> folders", a, b)
+	// Issue 12: distinct playbooks whose names slug alike get distinct
+	// folders, and none is a folder of before (the plain slug).
+	seen := map[string]string{}
+	for i, name := range []string{"Phishing Triage", "phishing-triage", "Phishing_Triage!", "A B", "a-b"} {
+		id := uuid.NewString()
+		got := editsession.FolderFor(name, id)
+		if other, dup := seen[got]; dup {
+			t.Errorf("%q and %q share the folder %q", name, other, got)
+		}
+		seen[got] = name
+		if legacy := strings.TrimSuffix(got, "--"+strings.ReplaceAll(id, "-", "")[:12]); legacy == got || strings.Contains(legacy, "--") {
+			t.Errorf("%d: folder %q is not slug--id", i, got)
+		}
 	}
 }
 
@@ -148,7 +160,8 @@ func TestStartNewPlaybook(t *testing.T) {
 		if st.PlaybookID != nil {
 			t.Errorf("playbookId = %q, want null for a new playbook", *st.PlaybookID)
 		}
-		if st.Name != "Quarterly Report" || st.Folder != editsession.FolderFor("Quarterly Report") || st.Folder != "quarterly-report" {
+		if st.Name != "Quarterly Report" || st.Folder != editsession.FolderFor("Quarterly Report", st.ReservedID) ||
+			!strings.HasPrefix(st.Folder, "quarterly-report--") {
 			t.Errorf("name, folder = %q, %q", st.Name, st.Folder)
 		}
 		// The workspace was ensured: its start is under way right now.
@@ -275,8 +288,8 @@ func TestStartValidation(t *testing.T) {
 			if st.Name != tc.want || utf8.RuneCountInString(st.Name) != utf8.RuneCountInString(tc.want) {
 				t.Errorf("name = %q, want %q", st.Name, tc.want)
 			}
-			if st.Folder != editsession.FolderFor(tc.want) {
-				t.Errorf("folder = %q, want %q", st.Folder, editsession.FolderFor(tc.want))
+			if _, err := uuid.Parse(st.ReservedID); err != nil || st.Folder != editsession.FolderFor(tc.want, st.ReservedID) {
+				t.Errorf("folder = %q, want %q", st.Folder, editsession.FolderFor(tc.want, st.ReservedID))
 			}
 		})
 	}
@@ -340,7 +353,11 @@ func TestStartWithCatalog(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if st.Name != tc.wantName || st.Folder != editsession.FolderFor(tc.wantName) {
+				folderID := st.ReservedID
+				if st.PlaybookID != nil {
+					folderID = *st.PlaybookID
+				}
+				if st.Name != tc.wantName || st.Folder != editsession.FolderFor(tc.wantName, folderID) {
 					t.Errorf("name, folder = %q, %q; want %q", st.Name, st.Folder, tc.wantName)
 				}
 				if tc.wantPB != (st.PlaybookID != nil) || (tc.wantPB && *st.PlaybookID != pbID) {
@@ -558,7 +575,7 @@ func TestCurrentGetHeartbeat(t *testing.T) {
 		}
 		st := f.startNamed(t, alice, "Alpha")
 		cur, err := f.svc.Current(ctx, alice)
-		if err != nil || cur.ID != st.ID || cur.Name != "Alpha" || cur.Folder != "alpha" || cur.FencingToken != st.FencingToken {
+		if err != nil || cur.ID != st.ID || cur.Name != "Alpha" || cur.Folder != st.Folder || !strings.HasPrefix(cur.Folder, "alpha--") || cur.FencingToken != st.FencingToken {
 			t.Fatalf("Current = %+v, %v", cur, err)
 		}
 		for _, who := range []editsession.Identity{bob, eve} {

@@ -158,6 +158,9 @@ func (s *Service) storeVersion(ctx context.Context, who Identity, l *live, nv pl
 		}
 		return r.Store.AddVersion(ctx, who.Tenant, *pid, nv)
 	}
+	// The playbook takes the id reserved at the session's start, which its
+	// folder is named after.
+	nv.ID = l.rec.ReservedID
 	p, v, err := r.Store.Create(ctx, who.Tenant, l.rec.Name, r.PlaybookLimit, nv)
 	switch {
 	case errors.Is(err, playbook.ErrNameTaken):
@@ -171,6 +174,7 @@ func (s *Service) storeVersion(ctx context.Context, who Identity, l *live, nv pl
 	idCopy := p.ID
 	s.mu.Lock()
 	l.rec.PlaybookID = &idCopy
+	l.rec.ReservedID = ""
 	raw, _ := json.Marshal(l.rec)
 	s.mu.Unlock()
 	_ = s.store.Set(ctx, recordPrefix+l.holder.SessionID, raw, s.cfg.TTL)

@@ -122,7 +122,7 @@ func TestRedisTwoGateways(t *testing.T) {
 
 	st := a.startNamed(t, alice, "Alpha Plan")
 	cur, err := b.svc.Current(ctx, alice)
-	if err != nil || cur.ID != st.ID || cur.Name != "Alpha Plan" || cur.Folder != "alpha-plan" || cur.FencingToken != st.FencingToken {
+	if err != nil || cur.ID != st.ID || cur.Name != "Alpha Plan" || cur.Folder != st.Folder || !strings.HasPrefix(cur.Folder, "alpha-plan--") || cur.FencingToken != st.FencingToken {
 		t.Fatalf("Current on the other gateway = %+v, %v", cur, err)
 	}
 	if _, ok := b.svc.Live(st.ID); ok {

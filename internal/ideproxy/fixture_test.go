@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,6 +48,10 @@ type fixture struct {
 	cookie   string // "pbs_ide=…"
 	backend  *httptest.Server
 	conns    atomic.Int64 // connections the backend accepted
+	// hosts is the IDE host pattern ("" for http://{session}.ide.test);
+	// configure, if set, changes the proxy's Config (before start).
+	hosts     string
+	configure func(*Config)
 }
 
 // engines are the proxy engines the behaviour tests run against.
@@ -61,7 +66,13 @@ func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
 
 func newFixture(t testing.TB, engine string, backend http.Handler) *fixture {
 	t.Helper()
-	f := &fixture{t: t, engine: engine}
+	return newFixtureWith(t, &fixture{engine: engine}, backend)
+}
+
+// newFixtureWith is newFixture with f's hosts and configure.
+func newFixtureWith(t testing.TB, f *fixture, backend http.Handler) *fixture {
+	t.Helper()
+	f.t = t
 	sock := filepath.Join(t.TempDir(), "ws.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -96,7 +107,11 @@ func (f *fixture) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts, err := config.ParseHostPattern("http://{session}.ide.test")
+	tmpl := f.hosts
+	if tmpl == "" {
+		tmpl = "http://{session}.ide.test"
+	}
+	hosts, err := config.ParseHostPattern(tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +121,11 @@ func (f *fixture) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sessions.Close() })
-	f.p, err = New(Config{Hosts: hosts, Engine: f.engine}, f.sessions, ws, store, log)
+	cfg := Config{Hosts: hosts, Engine: f.engine}
+	if f.configure != nil {
+		f.configure(&cfg)
+	}
+	f.p, err = New(cfg, f.sessions, ws, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,23 +136,34 @@ func (f *fixture) start() {
 	f.gw = httptest.NewServer(e)
 	t.Cleanup(f.gw.Close)
 
-	st, err := f.sessions.Start(context.Background(), alice, editsession.StartRequest{Name: "Triage"})
+	f.sid, f.host, f.cookie = f.enterAs(alice)
+}
+
+// enterAs starts an edit session of id and enters it: its id, IDE host
+// and "name=value" IDE cookie.
+func (f *fixture) enterAs(id editsession.Identity) (sid, host, cookie string) {
+	t := f.t
+	t.Helper()
+	st, err := f.sessions.Start(context.Background(), id, editsession.StartRequest{Name: "Triage " + id.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.sid = st.ID
-	f.host = f.sid + ".ide.test"
+	u, err := url.Parse(st.IDEURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req, _ := http.NewRequest(http.MethodGet, st.IDEURL, nil)
 	resp := f.do(req)
 	resp.Body.Close()
 	for _, ck := range resp.Cookies() {
-		if ck.Name == CookieName {
-			f.cookie = ck.Name + "=" + ck.Value
+		if ck.Name == f.p.CookieName() {
+			cookie = ck.Name + "=" + ck.Value
 		}
 	}
-	if resp.StatusCode != http.StatusFound || f.cookie == "" {
+	if resp.StatusCode != http.StatusFound || cookie == "" {
 		t.Fatalf("enter: %d %v", resp.StatusCode, resp.Header)
 	}
+	return st.ID, u.Host, cookie
 }
 
 // client is an HTTP client of the gateway (every host name is the
@@ -189,30 +219,41 @@ func (f *fixture) wsDial() (net.Conn, *bufio.Reader) {
 
 // wsOpen is wsDial for goroutines other than the test's.
 func (f *fixture) wsOpen() (net.Conn, *bufio.Reader, error) {
-	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	c, br, resp, err := f.wsHandshake(f.host, f.cookie, "/ws")
 	if err != nil {
 		return nil, nil, err
 	}
-	req := "GET /ws HTTP/1.1\r\nHost: " + f.host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, nil, fmt.Errorf("upgrade: %d", resp.StatusCode)
+	}
+	return c, br, nil
+}
+
+// wsHandshake sends a WebSocket handshake for path to host with cookie
+// and reads the answer's head, whatever it is; the caller closes c.
+func (f *fixture) wsHandshake(host, cookie, path string) (net.Conn, *bufio.Reader, *http.Response, error) {
+	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Origin: http://" + f.host + "\r\nCookie: " + f.cookie + "\r\n\r\n"
+		"Origin: http://" + host + "\r\nCookie: " + cookie + "\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	br := bufio.NewReader(c)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		c.Close()
-		return nil, nil, fmt.Errorf("upgrade: %d", resp.StatusCode)
-	}
-	return c, br, nil
+	return c, br, resp, nil
 }
 
 // echoUpgrade is a backend handler that upgrades any request and echoes

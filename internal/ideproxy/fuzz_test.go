@@ -177,7 +177,7 @@ func runExchange(t *testing.T, engine, method, target, headers string, body []by
 	f := &fixture{t: t, engine: engine, rt: workspacetest.New()}
 	f.rt.DialFunc = dial
 	f.start()
-	x := exchange{host: f.host, cookieValue: strings.TrimPrefix(f.cookie, CookieName+"="), method: method}
+	x := exchange{host: f.host, cookieValue: strings.TrimPrefix(f.cookie, f.p.CookieName()+"="), method: method}
 
 	c, err := net.Dial("tcp", f.gw.Listener.Addr().String())
 	if err != nil {
@@ -393,9 +393,11 @@ func sameClient(t *testing.T, relay, std exchange) {
 	}
 }
 
-// FuzzIDECookie: the IDE cookie parser (ideCookie) finds what net/http's
-// r.Cookie finds, never a malformed value, and the cookie stripping
-// (scrubHeaders) lets no gateway cookie through.
+// FuzzIDECookie: the IDE cookie parser (ideCookies) finds what net/http's
+// r.CookiesNamed finds, in order, never a malformed value; the cookie
+// stripping (scrubHeaders) lets no gateway cookie through; and a
+// workspace's Set-Cookie line, taken from either input, comes out
+// host-only and of no gateway name, or not at all.
 func FuzzIDECookie(f *testing.F) {
 	for _, s := range [][2]string{
 		{"", ""},
@@ -412,6 +414,14 @@ func FuzzIDECookie(f *testing.F) {
 		{"pbs_ide=\x00\x7f\xff", "pbs_ide=é"},
 		{"PBS_IDE=upper; pbs_ide=lower", ""},
 		{`pbs_ide=""`, `pbs_ide="a`},
+		// A parent-domain cookie planted ahead of ours, and many of them.
+		{"pbs_ide=planted-by-a-sibling; theme=dark; pbs_ide=ours", "pbs_ide=another"},
+		{strings.Repeat("pbs_ide=junk; ", 12) + "pbs_ide=ours", "pbs_ide=last"},
+		{"__Secure-pbs_session=s; __host-pbs_ide=i; __SECURE-PBS_X=y; keep=1", "pbs_ide=ours"},
+		// Set-Cookie lines (the second input is read as one too).
+		{"a=1; Domain=ide.test; Path=/", "pbs_ide=x; Domain=.ide.test"},
+		{"b=2; path=/; DOMAIN=.example; domain=x; HttpOnly", "__Host-pbs_ide=x; Path=/; Secure"},
+		{"pbs_ide", " __secure-pbs_s=1"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -422,24 +432,30 @@ func FuzzIDECookie(f *testing.F) {
 				lines = append(lines, l)
 			}
 		}
-		h := http.Header{"Cookie": lines}
-		got := ideCookie(h)
-		want := ""
-		if ck, err := (&http.Request{Header: h}).Cookie(CookieName); err == nil {
-			want = ck.Value
-		}
-		if got != want {
-			t.Errorf("ideCookie(%q) = %q, r.Cookie says %q", lines, got, want)
-		}
-		if !validCookieValue(got) {
-			t.Errorf("ideCookie(%q) = %q: not a valid cookie value", lines, got)
-		}
+		checkIDECookies(t, lines)
 
 		scrubbed := http.Header{"Cookie": append([]string(nil), lines...)}
 		scrubHeaders(scrubbed, "h", "http")
 		for _, ck := range (&http.Request{Header: http.Header{"Cookie": {scrubbed.Get("Cookie")}}}).Cookies() {
-			if !keepCookie(ck.Name + "=") {
+			if gatewayCookie(ck.Name) {
 				t.Errorf("%q let the gateway's cookie %s through", lines, ck.Name)
+			}
+		}
+
+		set := http.Header{"Set-Cookie": append([]string(nil), lines...)}
+		scrubSetCookies(set)
+		for _, line := range set["Set-Cookie"] {
+			ck, err := http.ParseSetCookie(line)
+			if err != nil {
+				continue // a browser drops it too
+			}
+			if ck.Domain != "" || gatewayCookie(ck.Name) {
+				t.Errorf("Set-Cookie %q came out as %q: domain %q, name %q", lines, line, ck.Domain, ck.Name)
+			}
+			for _, attr := range strings.Split(line, ";")[1:] {
+				if k, _, _ := strings.Cut(attr, "="); strings.EqualFold(strings.TrimSpace(k), "domain") {
+					t.Errorf("Set-Cookie %q came out as %q, with a Domain", lines, line)
+				}
 			}
 		}
 	})

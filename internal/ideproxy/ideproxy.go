@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"path"
 	"strings"
@@ -65,6 +64,22 @@ type Config struct {
 	// EngineRelay (also "") or EngineStdlib. Authentication, the header
 	// rules, the origin check and the session cut-off are the same.
 	Engine string
+
+	// Per-session caps, over which a request is refused with 429: open
+	// WebSockets (IDE_MAX_WEBSOCKETS_PER_SESSION) and HTTP requests in
+	// flight to the workspace (IDE_MAX_REQUESTS_PER_SESSION). Zero: the
+	// defaults, which VS Code never comes near.
+	MaxWebSockets int
+	MaxRequests   int
+	// WebSocketIdleTimeout closes a WebSocket that carried no byte either
+	// way for this long (IDE_WEBSOCKET_IDLE_TIMEOUT); BackendIdleTimeout
+	// closes a keep-alive connection to a workspace unused for this long
+	// (IDE_BACKEND_IDLE_TIMEOUT). Zero: the defaults.
+	WebSocketIdleTimeout time.Duration
+	BackendIdleTimeout   time.Duration
+	// LimitRefused, if set, is told of each request refused by a cap, with
+	// the cap's name (limitWebSockets, limitRequests): for metrics.
+	LimitRefused func(limit string)
 }
 
 // Proxy is the IDE host's handler.
@@ -90,6 +105,9 @@ type Proxy struct {
 
 	// The IDE host pattern's text around {session}.
 	hostPrefix, hostSuffix string
+	// cookieName is the IDE cookie's: CookieBase, __Host- prefixed where
+	// the IDE hosts' browsers accept that (config.CookieName).
+	cookieName string
 }
 
 type cookieInfo struct {
@@ -102,10 +120,6 @@ type cachedCookie struct {
 	info    cookieInfo
 	expires time.Time
 }
-
-// CookieName is the IDE host's cookie. It is host-only (no Domain), so a
-// browser never sends it to another session's host.
-const CookieName = "pbs_ide"
 
 const cookiePrefix = "ide-cookie:"
 
@@ -121,6 +135,9 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 	if cfg.TouchEvery <= 0 {
 		cfg.TouchEvery = 10 * time.Second
 	}
+	if err := cfg.defaultLimits(); err != nil {
+		return nil, err
+	}
 	switch cfg.Engine {
 	case "":
 		cfg.Engine = EngineRelay
@@ -131,6 +148,7 @@ func New(cfg Config, sessions *editsession.Service, ws *workspace.Manager, store
 	p := &Proxy{cfg: cfg, sessions: sessions, ws: ws, store: store, log: log,
 		conns: map[string]map[*tunnel]struct{}{}, cookies: map[[sha256.Size]byte]cachedCookie{}}
 	p.hostPrefix, p.hostSuffix = hostPrefixOf(cfg.Hosts), cfg.Hosts.Suffix()
+	p.cookieName = config.CookieName(CookieBase, cfg.Hosts.Scheme, p.hostPrefix+"x"+p.hostSuffix)
 	p.buffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}}
 	p.std = newStdProxy(p)
 	if cfg.Engine == EngineRelay {
@@ -181,13 +199,21 @@ func (p *Proxy) Enter(c echo.Context) error {
 	return c.Redirect(http.StatusFound, target)
 }
 
+// CookieName is the name of the IDE cookie: __Host-pbs_ide on https and
+// on *.localhost IDE hosts, where no sibling host can set or shadow it,
+// else pbs_ide.
+func (p *Proxy) CookieName() string { return p.cookieName }
+
 // cookie builds the IDE cookie. The IDE hosts share the portal's site
 // (*.ide.<portal host>), so a SameSite=Lax cookie is sent inside the
 // portal's frame. When an outer portal on another site frames everything
-// (CrossSite), it must be SameSite=None; Secure; Partitioned instead.
+// (CrossSite), it must be SameSite=None; Secure; Partitioned instead. It
+// is host-only (no Domain), so a browser never sends it to another
+// session's host; a __Host- name must be Secure (browsers take that from
+// http://*.localhost too).
 func (p *Proxy) cookie(value string) *http.Cookie {
-	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true, MaxAge: int(p.cfg.CookieTTL / time.Second),
-		SameSite: http.SameSiteLaxMode, Secure: p.cfg.Hosts.Scheme == "https"}
+	ck := &http.Cookie{Name: p.cookieName, Value: value, Path: "/", HttpOnly: true, MaxAge: int(p.cfg.CookieTTL / time.Second),
+		SameSite: http.SameSiteLaxMode, Secure: p.cfg.Hosts.Scheme == "https" || strings.HasPrefix(p.cookieName, "__Host-")}
 	if p.cfg.CrossSite {
 		ck.Secure, ck.SameSite, ck.Partitioned = true, http.SameSiteNoneMode, true
 	}
@@ -198,7 +224,7 @@ func (p *Proxy) cookie(value string) *http.Cookie {
 func (p *Proxy) Serve(c echo.Context) error {
 	r := c.Request()
 	sid := p.sessionID(r.Host)
-	ci, err := p.cookieFor(r)
+	ci, err := p.cookieFor(r, sid)
 	if err != nil {
 		if errors.Is(err, kv.ErrNotFound) {
 			return p.refuse(c, http.StatusUnauthorized, "unauthenticated", "Open this IDE from the portal.", fmt.Errorf("no valid IDE cookie for session %s", sid))
@@ -228,16 +254,57 @@ func (p *Proxy) Serve(c echo.Context) error {
 			return p.refuse(c, http.StatusForbidden, "bad_origin", "This connection came from another site and was refused.",
 				fmt.Errorf("WebSocket Origin %q on session %s", truncate(o, 100), sid))
 		}
+		slot, ok := st.websockets.acquire()
+		if !ok {
+			return p.overLimit(c, st, sid, limitWebSockets)
+		}
 		if p.relay == nil {
+			defer slot.release()
 			return p.std.serve(c, st, sess)
 		}
-		return p.tunnel(c, sess)
+		// The tunnel holds the slot while it is open.
+		return p.tunnel(c, sess, slot)
 	}
+	slot, ok := st.requests.acquire()
+	if !ok {
+		return p.overLimit(c, st, sid, limitRequests)
+	}
+	defer slot.release()
 	return p.std.serve(c, st, sess)
 }
 
-func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
-	value := ideCookie(r.Header)
+// cookieFor finds the IDE cookie of session sid among the request's
+// cookies of the IDE cookie's name. There can be several: a page on a
+// sibling host may have planted some for the parent domain (the __Host-
+// name keeps them out where browsers allow it). Each is tried in turn, and
+// one issued for this session wins; failing that, one issued for another
+// session (the caller refuses it as such); failing that, kv.ErrNotFound.
+func (p *Proxy) cookieFor(r *http.Request, sid string) (cookieInfo, error) {
+	var buf [maxCookieTries]string
+	var other *cookieInfo
+	for _, value := range ideCookies(r.Header, p.cookieName, buf[:0]) {
+		ci, err := p.lookupCookie(r.Context(), value)
+		if errors.Is(err, kv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return cookieInfo{}, err
+		}
+		if ci.SessionID == sid {
+			return ci, nil
+		}
+		if other == nil {
+			other = &ci
+		}
+	}
+	if other != nil {
+		return *other, nil
+	}
+	return cookieInfo{}, kv.ErrNotFound
+}
+
+// lookupCookie is what the store says of one cookie value.
+func (p *Proxy) lookupCookie(ctx context.Context, value string) (cookieInfo, error) {
 	if value == "" || len(value) > 100 {
 		return cookieInfo{}, kv.ErrNotFound
 	}
@@ -250,7 +317,7 @@ func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
 		return cc.info, nil
 	}
 	h := hex.EncodeToString(sum[:])
-	raw, err := p.store.Get(r.Context(), cookiePrefix+h)
+	raw, err := p.store.Get(ctx, cookiePrefix+h)
 	if err != nil {
 		return cookieInfo{}, err
 	}
@@ -272,39 +339,6 @@ func (p *Proxy) cookieFor(r *http.Request) (cookieInfo, error) {
 	p.cookies[sum] = cachedCookie{info: ci, expires: now.Add(30 * time.Second)}
 	p.cookieMu.Unlock()
 	return ci, nil
-}
-
-// ideCookie is the IDE cookie's value as r.Cookie(CookieName) finds it:
-// the first well-formed one, unquoted. It allocates nothing.
-func ideCookie(h http.Header) string {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			name, val, _ := strings.Cut(textproto.TrimString(part), "=")
-			if textproto.TrimString(name) != CookieName {
-				continue
-			}
-			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = val[1 : len(val)-1]
-			}
-			if validCookieValue(val) {
-				return val
-			}
-		}
-	}
-	return ""
-}
-
-// validCookieValue is net/http's rule for cookie values (RFC 6265, with
-// spaces and commas allowed).
-func validCookieValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // hostPrefixOf is the host text before {session} (URL("x") is
@@ -344,6 +378,11 @@ func (p *Proxy) sessionID(host string) string {
 // dropped by cut.
 type sessionState struct {
 	lastTouch atomic.Int64
+	// The session's open WebSockets and HTTP requests in flight, against
+	// their caps.
+	websockets, requests *sessionCap
+	// lastRefusal throttles the log lines of cap refusals (unix ns).
+	lastRefusal atomic.Int64
 
 	mu    sync.Mutex
 	ended bool
@@ -359,7 +398,8 @@ func (p *Proxy) state(id string) *sessionState {
 	if p.closed.Load() {
 		return nil
 	}
-	st := &sessionState{calls: map[*stdCall]struct{}{}}
+	st := &sessionState{calls: map[*stdCall]struct{}{},
+		websockets: newSessionCap(p.cfg.MaxWebSockets), requests: newSessionCap(p.cfg.MaxRequests)}
 	if v, loaded := p.states.LoadOrStore(id, st); loaded {
 		return v.(*sessionState)
 	}
@@ -428,13 +468,6 @@ func scrubHeaders(h http.Header, host, scheme string) {
 	}
 	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Proto", scheme)
-}
-
-// keepCookie says whether one trimmed "name=value" pair of a Cookie header
-// may reach the workspace: the gateway's own cookies may not.
-func keepCookie(part string) bool {
-	name, _, _ := strings.Cut(part, "=")
-	return name != "" && !strings.HasPrefix(name, "pbs_") && !strings.HasPrefix(name, "__Host-pbs_")
 }
 
 func (p *Proxy) proxyError(c echo.Context, err error) {

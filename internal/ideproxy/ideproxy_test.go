@@ -2,6 +2,8 @@ package ideproxy
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/playbookstudio/gateway/internal/config"
@@ -42,14 +44,32 @@ func TestIDECookieMatchesRequestCookie(t *testing.T) {
 		{"pbs_idex=no; xpbs_ide=no"},
 		{"pbs_ide=a\\b;pbs_ide=c"},
 		{"pbs_ide=with space"},
+		{"pbs_ide=planted; pbs_ide=ours; __Host-pbs_ide=other"},
+		{strings.Repeat("pbs_ide=junk; ", 20) + "pbs_ide=ours"},
 	} {
-		h := http.Header{"Cookie": lines}
-		want := ""
-		if ck, err := (&http.Request{Header: h}).Cookie(CookieName); err == nil {
-			want = ck.Value
-		}
-		if got := ideCookie(h); got != want {
-			t.Errorf("ideCookie(%q) = %q, r.Cookie says %q", lines, got, want)
+		checkIDECookies(t, lines)
+	}
+}
+
+// checkIDECookies: ideCookies finds the values r.CookiesNamed finds, in
+// order, at most maxCookieTries of them.
+func checkIDECookies(t *testing.T, lines []string) {
+	t.Helper()
+	h := http.Header{"Cookie": lines}
+	var want []string
+	for _, ck := range (&http.Request{Header: h}).CookiesNamed(CookieBase) {
+		want = append(want, ck.Value)
+	}
+	if len(want) > maxCookieTries {
+		want = want[:maxCookieTries]
+	}
+	got := ideCookies(h, CookieBase, nil)
+	if !slices.Equal(got, want) {
+		t.Errorf("ideCookies(%q) = %q, r.CookiesNamed says %q", lines, got, want)
+	}
+	for _, v := range got {
+		if !validCookieValue(v) {
+			t.Errorf("ideCookies(%q) has %q: not a valid cookie value", lines, v)
 		}
 	}
 }

@@ -187,6 +187,7 @@ func alive(c net.Conn) bool {
 type relayTunnel struct {
 	loop     *loop
 	onClose  func()
+	act      *activity // told of traffic; set before start
 	closeReq atomic.Bool
 
 	slot   int32 // -1 until added
@@ -200,6 +201,10 @@ type relayEnd struct {
 	events  uint32 // registered interest
 	pending []byte // read from the other end, not yet written to this one
 }
+
+// watch has the loop tell a of the tunnel's traffic (call it before
+// start).
+func (t *relayTunnel) watch(a *activity) { t.act = a }
 
 func (t *relayTunnel) start() {
 	if !t.loop.send(loopCmd{add: true, t: t}) {
@@ -243,6 +248,7 @@ type loop struct {
 	free   []int32
 	buf    []byte
 	events []syscall.EpollEvent
+	now    time.Time // when the current batch of events came
 }
 
 const wakeData = -1 // the event data of the wake pipe
@@ -334,6 +340,10 @@ func (l *loop) run() {
 		if err != nil {
 			l.shutdown()
 			return
+		}
+		if n > 0 {
+			// One clock reading per batch, for the tunnels' activity.
+			l.now = time.Now()
 		}
 		for i := range n {
 			ev := &l.events[i]
@@ -507,6 +517,9 @@ func (l *loop) pump(t *relayTunnel, side int, ev uint32) {
 			l.closeTunnel(t) // end of stream or error: the tunnel ends
 		}
 		return
+	}
+	if t.act != nil {
+		t.act.touchAt(l.now)
 	}
 	m, err := rawWrite(dst.fd, l.buf[:n])
 	if m == n {

@@ -24,8 +24,9 @@ func (r *relay) close() {}
 
 type relayTunnel struct{}
 
-func (t *relayTunnel) start() {}
-func (t *relayTunnel) close() {}
+func (t *relayTunnel) watch(*activity) {}
+func (t *relayTunnel) start()          {}
+func (t *relayTunnel) close()          {}
 
 // alive cannot check a pooled connection here: a closed one is found out
 // on use (and a request without a body is retried).

@@ -1,6 +1,7 @@
 package ideproxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -46,7 +48,7 @@ func newStdProxy(p *Proxy) *stdProxy {
 		// manager. No proxy from the environment.
 		DialContext:            s.dial,
 		MaxIdleConnsPerHost:    maxIdle,
-		IdleConnTimeout:        idleTimeout,
+		IdleConnTimeout:        p.cfg.BackendIdleTimeout,
 		ResponseHeaderTimeout:  headerTimeout,
 		MaxResponseHeaderBytes: maxResponseHead,
 		DisableCompression:     true,
@@ -110,7 +112,7 @@ func (s *stdProxy) serve(c echo.Context, st *sessionState, sess *editsession.Ses
 	if !st.beginCall(call) {
 		return s.p.ended(c, sess.ID)
 	}
-	s.rp.ServeHTTP(stdWriter{c.Response()}, r.WithContext(context.WithValue(ctx, stdCallKey{}, call)))
+	s.rp.ServeHTTP(stdWriter{c.Response(), call}, r.WithContext(context.WithValue(ctx, stdCallKey{}, call)))
 	st.endCall(call)
 	if t := call.tunnel; t != nil {
 		s.p.unregister(sess.ID, t)
@@ -152,6 +154,8 @@ func (s *stdProxy) modifyResponse(resp *http.Response) error {
 		// net/http's ResponseWriter would panic.
 		return fmt.Errorf("the workspace answered an invalid status %d", resp.StatusCode)
 	}
+	// A WebSocket's 101 too: ReverseProxy writes its head as it is.
+	workspaceHeaders(resp.Header, call.c.Request().URL.Path)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		if _, ok := resp.Header["Content-Type"]; !ok {
 			// As the relay engine: no type sniffed by net/http.
@@ -163,7 +167,7 @@ func (s *stdProxy) modifyResponse(resp *http.Response) error {
 		return errors.New("the workspace switched protocols on a request that did not ask for a WebSocket")
 	}
 	call.switched = true
-	t := &tunnel{impl: stdTunnel{call.cancel}}
+	t := &tunnel{impl: stdTunnel{call.cancel}, act: activity{epoch: time.Now()}}
 	if !s.p.register(call.sess.ID, t, true) {
 		// The session ended or the proxy closed meanwhile: the
 		// WebSocket opens and closes at once, as the relay engine's.
@@ -171,6 +175,7 @@ func (s *stdProxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	s.p.sessions.ConnOpened(call.sess.ID)
+	s.p.watchIdle(call.sess.ID, t)
 	call.tunnel = t
 	return nil
 }
@@ -196,15 +201,33 @@ func (s *stdProxy) close() { s.tr.CloseIdleConnections() }
 
 // stdWriter passes 1xx answers (103 Early Hints), which ReverseProxy
 // relays, to net/http's ResponseWriter: Echo's would take one for the
-// final answer and drop the real one.
-type stdWriter struct{ *echo.Response }
+// final answer and drop the real one. It also watches a WebSocket's
+// traffic, for the idle timeout.
+type stdWriter struct {
+	*echo.Response
+	call *stdCall
+}
 
 func (w stdWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// ReverseProxy copies a 1xx answer's head here as it came
+		// (ModifyResponse sees only the final answer).
+		scrubSetCookies(w.Header())
 		w.Response.Writer.WriteHeader(code)
 		return
 	}
 	w.Response.WriteHeader(code)
+}
+
+// Hijack is the browser's connection of a WebSocket, which ReverseProxy
+// takes over once the workspace switched protocols: every byte either way
+// passes through it, so it tells the tunnel of its traffic.
+func (w stdWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.Response.Hijack()
+	if err != nil || w.call.tunnel == nil {
+		return c, brw, err
+	}
+	return activeConn{Conn: c, act: &w.call.tunnel.act}, brw, nil
 }
 
 // stdTunnel is a stdlib-proxied WebSocket: ReverseProxy copies it with

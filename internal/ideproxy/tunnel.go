@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,13 +25,118 @@ type tunnel struct {
 		start()
 		close()
 	}
+	// act is when bytes last went through, either way; an idle timer
+	// (watchIdle) closes the tunnel when that was too long ago.
+	act activity
+
+	mu      sync.Mutex
+	idle    *time.Timer
+	stopped bool // no more idle checks
 }
 
 func (t *tunnel) close() { t.impl.close() }
 
+// activity is when a WebSocket last carried bytes, on the monotonic
+// clock: nanoseconds since epoch.
+type activity struct {
+	epoch time.Time
+	last  atomic.Int64
+}
+
+func (a *activity) touch() { a.touchAt(time.Now()) }
+
+func (a *activity) touchAt(now time.Time) { a.last.Store(int64(now.Sub(a.epoch))) }
+
+// quiet is how long ago the last bytes went through.
+func (a *activity) quiet() time.Duration { return time.Since(a.epoch) - time.Duration(a.last.Load()) }
+
+// watchIdle closes t once it carried nothing either way for
+// WebSocketIdleTimeout. One timer per tunnel, which fires once per
+// timeout at most: traffic only stores the time, and the timer, when it
+// fires, sleeps again for what is left.
+func (p *Proxy) watchIdle(sid string, t *tunnel) {
+	limit := p.cfg.WebSocketIdleTimeout
+	t.act.touch()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	var check func()
+	check = func() {
+		quiet := t.act.quiet()
+		t.mu.Lock()
+		if t.stopped {
+			t.mu.Unlock()
+			return
+		}
+		if quiet < limit {
+			t.idle.Reset(limit - quiet)
+			t.mu.Unlock()
+			return
+		}
+		t.stopped = true
+		t.mu.Unlock()
+		p.log.Info("idle WebSocket closed", "session", sid, "idle", quiet.Round(time.Millisecond).String(), "limit", limit.String())
+		// Outside t.mu: closing may end in unregister, which takes it.
+		t.close()
+	}
+	// check takes t.mu before it reads t.idle, which is set under t.mu.
+	t.idle = time.AfterFunc(limit, check)
+}
+
+// stopIdle ends t's idle checks.
+func (t *tunnel) stopIdle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	if t.idle != nil {
+		t.idle.Stop()
+	}
+}
+
+// activeConn tells a's activity of every byte read or written.
+type activeConn struct {
+	net.Conn
+	act *activity
+}
+
+func (c activeConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.act.touch()
+	}
+	return n, err
+}
+
+func (c activeConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.act.touch()
+	}
+	return n, err
+}
+
+// CloseWrite passes a half-close on (ReverseProxy does one when the
+// workspace's side ends).
+func (c activeConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 // tunnel upgrades a WebSocket: the handshake goes through as HTTP, then
-// the bytes flow both ways untouched.
-func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session) error {
+// the bytes flow both ways untouched. It owns slot, the WebSocket's place
+// under the session's cap: released here unless a tunnel opens, else when
+// that tunnel closes.
+func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session, slot *capSlot) error {
+	opened := false
+	defer func() {
+		if !opened {
+			slot.release()
+		}
+	}()
 	r := c.Request()
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
@@ -62,10 +168,16 @@ func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session) error {
 		p.proxyError(c, errors.New("the workspace switched to another protocol than WebSocket"))
 		return nil
 	}
+	workspaceHeaders(resp.Header, r.URL.Path)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer backend.Close()
 		defer resp.Body.Close()
 		for k, vs := range resp.Header {
+			if k == "Content-Security-Policy" {
+				// Beside the gateway's own, as with the stdlib engine.
+				c.Response().Header()[k] = append(c.Response().Header()[k], vs...)
+				continue
+			}
 			c.Response().Header()[k] = vs
 		}
 		c.Response().WriteHeader(resp.StatusCode)
@@ -100,29 +212,35 @@ func (p *Proxy) tunnel(c echo.Context, sess *editsession.Session) error {
 			return nil
 		}
 	}
-	p.startTunnel(sess.ID, client, backend)
+	opened = true
+	p.startTunnel(sess.ID, client, backend, slot)
 	return nil
 }
 
 // startTunnel relays client and backend until either side closes, the
-// session ends or the proxy closes.
-func (p *Proxy) startTunnel(sid string, client, backend net.Conn) {
-	t := &tunnel{}
+// session ends, the proxy closes or the tunnel idles out; then slot goes
+// back.
+func (p *Proxy) startTunnel(sid string, client, backend net.Conn, slot *capSlot) {
+	t := &tunnel{act: activity{epoch: time.Now()}}
 	onClose := func() {
 		p.unregister(sid, t)
 		p.sessions.ConnClosed(sid)
+		slot.release()
 	}
 	rt, err := p.relay.prepare(client, backend, onClose)
 	if err == nil {
+		rt.watch(&t.act)
 		t.impl = rt
 	} else {
 		if !errors.Is(err, errNoRelay) {
 			p.log.Warn("WebSocket relay unavailable; copying with goroutines", "session", sid, "err", err)
 		}
-		t.impl = &copyTunnel{p: p, a: client, b: backend, onClose: onClose}
+		t.impl = &copyTunnel{p: p, a: activeConn{Conn: client, act: &t.act}, b: backend, onClose: onClose}
 	}
 	p.sessions.ConnOpened(sid)
-	if !p.register(sid, t, false) {
+	if p.register(sid, t, false) {
+		p.watchIdle(sid, t)
+	} else {
 		t.close()
 	}
 	// A closed tunnel starts too: it then only lets its connections go.
@@ -155,6 +273,7 @@ func (p *Proxy) register(id string, t *tunnel, hold bool) bool {
 }
 
 func (p *Proxy) unregister(id string, t *tunnel) {
+	t.stopIdle()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns[id], t)

@@ -18,6 +18,18 @@ type Metrics struct {
 	Latency      *prometheus.HistogramVec // by route
 	SignIns      *prometheus.CounterVec   // by result: ok or the reason it failed
 	LiveSessions prometheus.Gauge         // live edit sessions
+	// LLMCalls counts model calls by tenant and result (ok, canceled,
+	// exhausted, invalid, no_model, provider_error, unavailable): one per
+	// call here rather than an audit entry each, which would drown the
+	// admin audit view's sign-ins and activations.
+	LLMCalls *prometheus.CounterVec
+	// LLMTokens counts the tokens charged to tenants' budgets, by tenant
+	// and kind (prompt, completion).
+	LLMTokens *prometheus.CounterVec
+	// IDELimitRefusals counts IDE proxy requests refused by a per-session
+	// cap (websockets, requests): a steady rate means a cap is too low or an
+	// author's page is hammering the gateway.
+	IDELimitRefusals *prometheus.CounterVec
 }
 
 // New registers the collectors on a fresh registry.
@@ -41,8 +53,20 @@ func New() *Metrics {
 			Name: "gateway_live_edit_sessions",
 			Help: "Edit sessions alive now.",
 		}),
+		LLMCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_llm_calls_total",
+			Help: "Model (chat completion) calls, by tenant and result.",
+		}, []string{"tenant", "result"}),
+		LLMTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_llm_tokens_total",
+			Help: "Model tokens charged to tenants' daily budgets, by tenant and kind (prompt, completion).",
+		}, []string{"tenant", "kind"}),
 	}
-	m.reg.MustRegister(m.Requests, m.Latency, m.SignIns, m.LiveSessions,
+	m.IDELimitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_ide_limit_refusals_total",
+		Help: "IDE proxy requests refused by a per-edit-session cap, by cap (websockets, requests).",
+	}, []string{"limit"})
+	m.reg.MustRegister(m.Requests, m.Latency, m.SignIns, m.LiveSessions, m.LLMCalls, m.LLMTokens, m.IDELimitRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -255,6 +255,24 @@ func newID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
+// isUUID reports whether s is a UUID in its 36-character text form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdefABCDEF", c):
+			return false
+		}
+	}
+	return true
+}
+
 func isUnique(err error) bool {
 	var e *sqlite.Error
 	if errors.As(err, &e) {
@@ -268,7 +286,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, e := range []error{ErrNotFound, ErrNameTaken, ErrLimit, ErrActive, ErrNotValid, context.Canceled, context.DeadlineExceeded} {
+	for _, e := range []error{ErrNotFound, ErrNameTaken, ErrLimit, ErrActive, ErrNotValid, ErrNoVersion, ErrNotActive, ErrIDTaken, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return err
 		}
@@ -276,20 +294,26 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("playbook: sqlite: %s: %w", op, err)
 }
 
-const playbookCols = `id, tenant, name, description, status, current_version, created_at, created_by, updated_at, updated_by`
+const playbookCols = `id, tenant, name, description, status, current_version, active_version, created_at, created_by, updated_at, updated_by`
 
 type scanner interface{ Scan(...any) error }
 
 func scanPlaybook(row scanner) (Playbook, error) {
 	var p Playbook
 	var created, updated string
-	err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Description, &p.Status, &p.CurrentVersion,
+	var active sql.NullInt64
+	err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Description, &p.Status, &p.CurrentVersion, &active,
 		&created, &p.CreatedBy, &updated, &p.UpdatedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Playbook{}, ErrNotFound
 	}
 	if err != nil {
 		return Playbook{}, err
+	}
+	p.LatestVersion = p.CurrentVersion
+	if active.Valid {
+		n := int(active.Int64)
+		p.ActiveVersion = &n
 	}
 	if p.CreatedAt, err = parseTime(created); err != nil {
 		return Playbook{}, err
@@ -400,21 +424,36 @@ func (s *SQLite) Create(ctx context.Context, tenant, name string, limit int, v N
 		}
 	}
 
+	id := newID()
+	if v.ID != "" {
+		if !isUUID(v.ID) {
+			return Playbook{}, Version{}, fmt.Errorf("playbook: create: id %q is not a UUID", v.ID)
+		}
+		id = strings.ToLower(v.ID)
+		var used int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM playbooks WHERE id = ?`, id).Scan(&used); err != nil {
+			return Playbook{}, Version{}, wrap("create", err)
+		}
+		if used > 0 {
+			return Playbook{}, Version{}, ErrIDTaken
+		}
+	}
 	at := s.stamp()
 	p := Playbook{
-		ID:             newID(),
+		ID:             id,
 		Tenant:         tenant,
 		Name:           name,
 		Description:    v.Description,
 		Status:         StatusDisabled,
 		CurrentVersion: 1,
+		LatestVersion:  1,
 		CreatedAt:      at,
 		CreatedBy:      v.SavedBy,
 		UpdatedAt:      at,
 		UpdatedBy:      v.SavedBy,
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO playbooks (`+playbookCols+`, name_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`,
 		p.ID, p.Tenant, p.Name, p.Description, p.Status, p.CurrentVersion,
 		formatTime(p.CreatedAt), p.CreatedBy, formatTime(p.UpdatedAt), p.UpdatedBy, key); err != nil {
 		if isUnique(err) {
@@ -432,10 +471,10 @@ func (s *SQLite) Create(ctx context.Context, tenant, name string, limit int, v N
 	return p, ver, nil
 }
 
-// AddVersion appends a version and makes it current. The description is
-// replaced when v.Description is not empty. An active playbook whose new
-// version did not pass validation is disabled, so an active playbook always
-// has a passing current version.
+// AddVersion appends a version and makes it the latest. The description is
+// replaced when v.Description is not empty. What runs does not change: an
+// active playbook keeps its active version until someone activates another,
+// so saving never puts code live.
 func (s *SQLite) AddVersion(ctx context.Context, tenant, id string, v NewVersion) (Playbook, Version, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -458,17 +497,15 @@ func (s *SQLite) AddVersion(ctx context.Context, tenant, id string, v NewVersion
 		return Playbook{}, Version{}, wrap("add version", err)
 	}
 	p.CurrentVersion = number
+	p.LatestVersion = number
 	p.UpdatedAt = at
 	p.UpdatedBy = v.SavedBy
 	if v.Description != "" {
 		p.Description = v.Description
 	}
-	if !v.Report.Passed() {
-		p.Status = StatusDisabled
-	}
 	if _, err := tx.ExecContext(ctx, `UPDATE playbooks SET current_version = ?, updated_at = ?, updated_by = ?,
-		description = ?, status = ? WHERE id = ?`,
-		p.CurrentVersion, formatTime(p.UpdatedAt), p.UpdatedBy, p.Description, p.Status, id); err != nil {
+		description = ? WHERE id = ?`,
+		p.CurrentVersion, formatTime(p.UpdatedAt), p.UpdatedBy, p.Description, id); err != nil {
 		return Playbook{}, Version{}, wrap("add version", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -615,15 +652,41 @@ func (s *SQLite) Version(ctx context.Context, tenant, id string, number int) (Ve
 	if _, err := getPlaybook(ctx, tx, tenant, id); err != nil {
 		return Version{}, nil, wrap("version", err)
 	}
+	v, files, err := readVersion(ctx, tx, id, number)
+	return v, files, wrap("version", err)
+}
+
+// ActiveVersion returns the version an active playbook runs, with its
+// files, read in one transaction with the playbook so an activation in
+// between cannot mix two versions.
+func (s *SQLite) ActiveVersion(ctx context.Context, tenant, id string) (Version, []File, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return Version{}, nil, wrap("active version", err)
+	}
+	defer tx.Rollback()
+	p, err := getPlaybook(ctx, tx, tenant, id)
+	if err != nil {
+		return Version{}, nil, wrap("active version", err)
+	}
+	if p.Status != StatusActive || p.ActiveVersion == nil {
+		return Version{}, nil, ErrNotActive
+	}
+	v, files, err := readVersion(ctx, tx, id, *p.ActiveVersion)
+	return v, files, wrap("active version", err)
+}
+
+// readVersion reads version number of playbook id in tx.
+func readVersion(ctx context.Context, tx *sql.Tx, id string, number int) (Version, []File, error) {
 	v, err := scanVersion(tx.QueryRowContext(ctx, `SELECT number, saved_at, saved_by, fence, lines, report,
 		documentation, flow_diagram FROM versions WHERE playbook_id = ? AND number = ?`, id, number), true)
 	if err != nil {
-		return Version{}, nil, wrap("version", err)
+		return Version{}, nil, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT path, sha256, size, content FROM files
 		WHERE playbook_id = ? AND version = ? ORDER BY path`, id, number)
 	if err != nil {
-		return Version{}, nil, wrap("version", err)
+		return Version{}, nil, err
 	}
 	defer rows.Close()
 	files := []File{}
@@ -631,7 +694,7 @@ func (s *SQLite) Version(ctx context.Context, tenant, id string, number int) (Ve
 		var fi FileInfo
 		var content []byte
 		if err := rows.Scan(&fi.Path, &fi.SHA256, &fi.Size, &content); err != nil {
-			return Version{}, nil, wrap("version", err)
+			return Version{}, nil, err
 		}
 		if content == nil {
 			content = []byte{}
@@ -640,49 +703,81 @@ func (s *SQLite) Version(ctx context.Context, tenant, id string, number int) (Ve
 		files = append(files, File{Path: fi.Path, Content: content})
 	}
 	if err := rows.Err(); err != nil {
-		return Version{}, nil, wrap("version", err)
+		return Version{}, nil, err
 	}
 	return v, files, nil
 }
 
-// SetStatus activates or deactivates a playbook, recording by as its
-// updater. Activation needs the current version to have passed validation.
-func (s *SQLite) SetStatus(ctx context.Context, tenant, id, status, by string) (Playbook, error) {
-	if status != StatusActive && status != StatusDisabled {
-		return Playbook{}, fmt.Errorf("playbook: unknown status %q", status)
+// Activate makes version (0: the latest) the one the playbook runs,
+// recording by as its updater. The version must exist and have passed
+// validation; activating another version replaces the active one.
+func (s *SQLite) Activate(ctx context.Context, tenant, id string, version int, by string) (Playbook, error) {
+	if version < 0 {
+		return Playbook{}, ErrNoVersion
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return Playbook{}, wrap("set status", err)
+		return Playbook{}, wrap("activate", err)
 	}
 	defer tx.Rollback()
 	p, err := getPlaybook(ctx, tx, tenant, id)
 	if err != nil {
-		return Playbook{}, wrap("set status", err)
+		return Playbook{}, wrap("activate", err)
 	}
-	if status == StatusActive {
-		var report string
-		if err := tx.QueryRowContext(ctx, `SELECT report FROM versions WHERE playbook_id = ? AND number = ?`,
-			id, p.CurrentVersion).Scan(&report); err != nil {
-			return Playbook{}, wrap("set status", err)
-		}
-		var r Report
-		if err := json.Unmarshal([]byte(report), &r); err != nil {
-			return Playbook{}, wrap("set status", err)
-		}
-		if !r.Passed() {
-			return Playbook{}, ErrNotValid
-		}
+	if version == 0 {
+		version = p.CurrentVersion
 	}
-	p.Status = status
+	var report string
+	err = tx.QueryRowContext(ctx, `SELECT report FROM versions WHERE playbook_id = ? AND number = ?`,
+		id, version).Scan(&report)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Playbook{}, ErrNoVersion
+	}
+	if err != nil {
+		return Playbook{}, wrap("activate", err)
+	}
+	var r Report
+	if err := json.Unmarshal([]byte(report), &r); err != nil {
+		return Playbook{}, wrap("activate", err)
+	}
+	if !r.Passed() {
+		return Playbook{}, ErrNotValid
+	}
+	p.Status = StatusActive
+	p.ActiveVersion = &version
+	return s.setActive(ctx, tx, p, by, "activate")
+}
+
+// Deactivate disables the playbook, recording by as its updater.
+func (s *SQLite) Deactivate(ctx context.Context, tenant, id, by string) (Playbook, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Playbook{}, wrap("deactivate", err)
+	}
+	defer tx.Rollback()
+	p, err := getPlaybook(ctx, tx, tenant, id)
+	if err != nil {
+		return Playbook{}, wrap("deactivate", err)
+	}
+	p.Status = StatusDisabled
+	p.ActiveVersion = nil
+	return s.setActive(ctx, tx, p, by, "deactivate")
+}
+
+// setActive writes p's status and active version and commits tx.
+func (s *SQLite) setActive(ctx context.Context, tx *sql.Tx, p Playbook, by, op string) (Playbook, error) {
 	p.UpdatedAt = s.stamp()
 	p.UpdatedBy = by
-	if _, err := tx.ExecContext(ctx, `UPDATE playbooks SET status = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
-		p.Status, formatTime(p.UpdatedAt), p.UpdatedBy, id); err != nil {
-		return Playbook{}, wrap("set status", err)
+	var active any // NULL while disabled
+	if p.ActiveVersion != nil {
+		active = *p.ActiveVersion
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE playbooks SET status = ?, active_version = ?, updated_at = ?, updated_by = ?
+		WHERE id = ?`, p.Status, active, formatTime(p.UpdatedAt), p.UpdatedBy, p.ID); err != nil {
+		return Playbook{}, wrap(op, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return Playbook{}, wrap("set status", err)
+		return Playbook{}, wrap(op, err)
 	}
 	return p, nil
 }

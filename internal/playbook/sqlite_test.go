@@ -147,6 +147,69 @@ func TestSQLiteFileModes(t *testing.T) {
 	}
 }
 
+// TestSQLiteMigrationKeepsActivePlaybooksActive: a database of schema 1
+// (status only, no active version) opened by this program keeps its
+// active playbooks running their latest version at migration time, and its
+// disabled ones disabled.
+func TestSQLiteMigrationKeepsActivePlaybooksActive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pb.db")
+	schema1, err := os.ReadFile(filepath.Join("migrations", "0001_init.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	const at = "2025-01-02T03:04:05.000000000Z"
+	for _, q := range []string{
+		string(schema1),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '` + at + `')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]string{"on": "11111111-1111-4111-8111-111111111111", "off": "22222222-2222-4222-8222-222222222222"}
+	for name, status := range map[string]string{"on": "active", "off": "disabled"} {
+		if _, err := db.Exec(`INSERT INTO playbooks (id, tenant, name, name_key, status, current_version,
+			created_at, created_by, updated_at, updated_by) VALUES (?, 't', ?, ?, ?, 3, ?, 'a', ?, 'a')`,
+			ids[name], name, name, status, at, at); err != nil {
+			t.Fatal(err)
+		}
+		for n := 1; n <= 3; n++ {
+			if _, err := db.Exec(`INSERT INTO versions (playbook_id, number, saved_at, saved_by, fence, lines, report)
+				VALUES (?, ?, ?, 'a', 1, 1, '{"errors":[],"warnings":[],"lines":1}')`, ids[name], n, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db.Close()
+
+	s := openSQLite(t, path, nil)
+	defer s.Close()
+	on, err := s.Get(t.Context(), "t", ids["on"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on.Status != playbook.StatusActive || on.ActiveVersion == nil || *on.ActiveVersion != 3 || on.LatestVersion != 3 {
+		t.Errorf("active playbook after migration = %+v", on)
+	}
+	off, err := s.Get(t.Context(), "t", ids["off"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Status != playbook.StatusDisabled || off.ActiveVersion != nil {
+		t.Errorf("disabled playbook after migration = %+v", off)
+	}
+	// A save after the migration leaves the active one at version 3.
+	p, _, err := s.AddVersion(t.Context(), "t", ids["on"], storetest.Bundle("b", 5))
+	if err != nil || p.ActiveVersion == nil || *p.ActiveVersion != 3 || p.LatestVersion != 4 {
+		t.Errorf("save after migration = %+v, %v", p, err)
+	}
+	if v, _, err := s.ActiveVersion(t.Context(), "t", ids["on"]); err != nil || v.Number != 3 {
+		t.Errorf("ActiveVersion = %d, %v; want 3", v.Number, err)
+	}
+}
+
 func TestSQLitePragmas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pb.db")
 	s := openSQLite(t, path, nil)
@@ -179,7 +242,7 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	active, err := s.SetStatus(c, "t", p.ID, playbook.StatusActive, "carol")
+	active, err := s.Activate(c, "t", p.ID, 0, "carol")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,9 +220,16 @@ func TestValidateCheckerLimits(t *testing.T) {
 	v.onStart = func(p int) {
 		pid = p
 		dir := "/proc/" + strconv.Itoa(p)
-		l, _ := os.ReadFile(dir + "/limits")
-		e, _ := os.ReadFile(dir + "/environ")
-		limits, environ = string(l), string(e)
+		// On a loaded machine the first read can find the new process's
+		// environment not yet readable (an empty file): read again briefly.
+		for i := 0; i < 50 && environ == ""; i++ {
+			if i > 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+			l, _ := os.ReadFile(dir + "/limits")
+			e, _ := os.ReadFile(dir + "/environ")
+			limits, environ = string(l), string(e)
+		}
 		cwd, _ = os.Readlink(dir + "/cwd")
 		stat, _ = procStat(p)
 	}

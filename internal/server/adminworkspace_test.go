@@ -79,3 +79,48 @@ func TestAdminStopsAWorkspaceOfTheTenant(t *testing.T) {
 		t.Errorf("no workspace.stop audit event: %+v", audit.Events)
 	}
 }
+
+// TestEndedReasonOnlyForOwnerAndAdmins: why a session ended ("ended by an
+// administrator (Alice Anders)") is told to its owner and the tenant's
+// administrators; another user of the tenant asking for the id learns
+// nothing, not even that it existed.
+func TestEndedReasonOnlyForOwnerAndAdmins(t *testing.T) {
+	e := newTestEnv(t, nil)
+	admin, owner := e.signIn(t, alice), e.signIn(t, bob)
+	var st struct{ ID string }
+	if code := e.call(t, owner, http.MethodPost, "/api/edit-sessions", `{"name":"Bob's"}`, &st); code != http.StatusCreated {
+		t.Fatalf("start: %d", code)
+	}
+	if code := e.call(t, admin, http.MethodDelete, "/api/admin/sessions/"+st.ID, "", nil); code != http.StatusNoContent {
+		t.Fatalf("terminate: %d", code)
+	}
+	other := bob
+	other.ID, other.Name, other.Email = "sub-dave", "Dave Doe", "dave@example.com"
+	stranger := e.signIn(t, other)
+	outsider := bob
+	outsider.Tenant = "elsewhere"
+	foreignAdmin := alice
+	foreignAdmin.Tenant = "elsewhere"
+	for _, c := range []struct {
+		who    string
+		s      testSession
+		status int
+	}{
+		{"owner", owner, http.StatusGone},
+		{"administrator", admin, http.StatusGone},
+		{"another user", stranger, http.StatusNotFound},
+		{"the owner's id in another tenant", e.signIn(t, outsider), http.StatusNotFound},
+		{"another tenant's administrator", e.signIn(t, foreignAdmin), http.StatusNotFound},
+	} {
+		var out struct {
+			Error struct{ Code, Message string }
+		}
+		code := e.call(t, c.s, http.MethodGet, "/api/edit-sessions/"+st.ID, "", &out)
+		if code != c.status {
+			t.Errorf("%s: %d %+v, want %d", c.who, code, out, c.status)
+		}
+		if told := strings.Contains(out.Error.Message, "administrator"); told != (c.status == http.StatusGone) {
+			t.Errorf("%s: message %q", c.who, out.Error.Message)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func sessionStatus(c echo.Context, s *editsession.Service, beat bool) error {
 		sess, err = s.Get(c.Request().Context(), w, id)
 	}
 	if errors.Is(err, editsession.ErrNotFound) {
-		if reason := s.EndedReason(id); reason != "" {
+		if reason := s.EndedReasonFor(id, w); reason != "" {
 			return apierror.New(http.StatusGone, "session_ended", "This edit session has ended: "+reason+".")
 		}
 		return apierror.New(http.StatusNotFound, "no_session", "There is no such live edit session.")

@@ -98,6 +98,9 @@ type testEnv struct {
 	store   *kv.Memory
 	metrics *metrics.Metrics
 	logs    *logBuffer
+	// playbooks is the server's store, for tests that save versions
+	// without a workspace.
+	playbooks playbook.Store
 }
 
 func newTestEnv(t *testing.T, env map[string]string) *testEnv {
@@ -142,11 +145,12 @@ func newTestEnv(t *testing.T, env map[string]string) *testEnv {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	srv, err := New(fullDeps(t, Deps{Config: cfg, Log: log, Auth: a, KV: store, Metrics: m, Web: files}))
+	deps := fullDeps(t, Deps{Config: cfg, Log: log, Auth: a, KV: store, Metrics: m, Web: files})
+	srv, err := New(deps)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
-	return &testEnv{srv: srv, cfg: cfg, auth: a, store: store, metrics: m, logs: logs}
+	return &testEnv{srv: srv, cfg: cfg, auth: a, store: store, metrics: m, logs: logs, playbooks: deps.Playbooks}
 }
 
 // do serves one request in process.
@@ -329,7 +333,7 @@ func fullDeps(t *testing.T, d Deps) Deps {
 	}
 	t.Cleanup(func() { pb.Close() })
 	d.Playbooks = pb
-	g, err := llm.New(llm.Config{DailyBudget: 1000}, llm.NewMemoryCounter(), slog.New(slog.DiscardHandler), nil)
+	g, err := llm.New(llm.Config{DailyBudget: 1000}, llm.NewMemoryCounter(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

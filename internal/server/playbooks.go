@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -127,22 +129,77 @@ func handlePlaybookVersion(store playbook.Store) echo.HandlerFunc {
 	}
 }
 
-func handlePlaybookStatus(store playbook.Store, sessions *editsession.Service, status string) echo.HandlerFunc {
+// activateRequest is the optional body of POST …/activate.
+type activateRequest struct {
+	// Version is the version to put live; absent or null: the latest.
+	Version *int `json:"version"`
+}
+
+// handlePlaybookActivate puts one version of the playbook live: the one
+// the body names, or the latest. Saves never do this, so new code runs only
+// once someone with the automation role activates it here.
+func handlePlaybookActivate(store playbook.Store, sessions *editsession.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := playbookID(c)
+		if err != nil {
+			return err
+		}
+		var body activateRequest
+		if c.Request().ContentLength != 0 {
+			raw, err := io.ReadAll(c.Request().Body)
+			if err != nil {
+				return apierror.Wrap(http.StatusBadRequest, "bad_request", "The request body could not be read.", err)
+			}
+			if len(bytes.TrimSpace(raw)) > 0 {
+				c.Request().Body = io.NopCloser(bytes.NewReader(raw))
+				if err := decodeJSON(c, &body); err != nil {
+					return err
+				}
+			}
+		}
+		version := 0 // the latest
+		if body.Version != nil {
+			if *body.Version < 1 {
+				return apierror.New(http.StatusBadRequest, "bad_request", "version must be a saved version number (1 or more); leave it out to activate the latest.")
+			}
+			version = *body.Version
+		}
+		who := sessionOf(c).Identity
+		ctx := c.Request().Context()
+		p, err := store.Activate(ctx, who.Tenant, id, version, who.Name)
+		if err != nil {
+			return playbookError(c, err)
+		}
+		sessions.RecordAudit(ctx, whoOf(who), "playbook.activate", p.ID, map[string]string{
+			"name": p.Name, "version": strconv.Itoa(*p.ActiveVersion), "latestVersion": strconv.Itoa(p.LatestVersion),
+		})
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+// handlePlaybookDeactivate stops the playbook running.
+func handlePlaybookDeactivate(store playbook.Store, sessions *editsession.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := playbookID(c)
 		if err != nil {
 			return err
 		}
 		who := sessionOf(c).Identity
-		p, err := store.SetStatus(c.Request().Context(), who.Tenant, id, status, who.Name)
+		ctx := c.Request().Context()
+		// Read first only so the audit entry names the version taken down.
+		before, err := store.Get(ctx, who.Tenant, id)
 		if err != nil {
 			return playbookError(c, err)
 		}
-		action := "playbook.activate"
-		if status == playbook.StatusDisabled {
-			action = "playbook.deactivate"
+		p, err := store.Deactivate(ctx, who.Tenant, id, who.Name)
+		if err != nil {
+			return playbookError(c, err)
 		}
-		sessions.RecordAudit(c.Request().Context(), whoOf(who), action, p.ID, map[string]string{"name": p.Name, "version": strconv.Itoa(p.CurrentVersion)})
+		detail := map[string]string{"name": p.Name}
+		if before.ActiveVersion != nil {
+			detail["version"] = strconv.Itoa(*before.ActiveVersion)
+		}
+		sessions.RecordAudit(ctx, whoOf(who), "playbook.deactivate", p.ID, detail)
 		return c.JSON(http.StatusOK, p)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/playbookstudio/gateway/internal/config"
-	"github.com/playbookstudio/gateway/internal/playbook"
 )
 
 // portalRoutes lists every route of the portal host.
@@ -20,6 +19,7 @@ func (s *Server) portalRoutes(d Deps) {
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),
 		securityHeaders(portalCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors), d.Config.PublicURL.Scheme == "https"),
+		shedForeignCookies(s.portalHost, d.Auth.OwnsCookie),
 		// The model endpoint takes long conversations; every other route
 		// is held to 1 MiB below.
 		middleware.BodyLimit("4MiB"),
@@ -31,6 +31,9 @@ func (s *Server) portalRoutes(d Deps) {
 	signedIn := append(session, requireAPISession)
 	admin := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAdmin))
 	author := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAuthor))
+	// What runs is the automation role's call: authors save versions,
+	// automation puts one live.
+	automation := append(signedIn[:len(signedIn):len(signedIn)], requireRole(config.RoleAutomation))
 	// Calls from inside a workspace carry its token, worth something only
 	// while its owner's edit session lives.
 	wsToken := workspaceToken(d.Workspaces, d.Sessions)
@@ -41,7 +44,6 @@ func (s *Server) portalRoutes(d Deps) {
 		{"kv", d.KV.Ping},
 		{"oidc", d.Auth.Ready},
 	}))
-	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()), allowPeers(d.Config.MetricsAllow))
 
 	e.GET("/auth/login", d.Auth.Login)
 	e.GET("/auth/callback", d.Auth.Callback, session...)
@@ -70,8 +72,8 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/api/playbooks/:id", handlePlaybookGet(d.Playbooks, d.Sessions), signedIn...)
 	e.GET("/api/playbooks/:id/versions", handlePlaybookVersions(d.Playbooks), signedIn...)
 	e.GET("/api/playbooks/:id/versions/:n", handlePlaybookVersion(d.Playbooks), signedIn...)
-	e.POST("/api/playbooks/:id/activate", handlePlaybookStatus(d.Playbooks, d.Sessions, playbook.StatusActive), author...)
-	e.POST("/api/playbooks/:id/deactivate", handlePlaybookStatus(d.Playbooks, d.Sessions, playbook.StatusDisabled), author...)
+	e.POST("/api/playbooks/:id/activate", handlePlaybookActivate(d.Playbooks, d.Sessions), automation...)
+	e.POST("/api/playbooks/:id/deactivate", handlePlaybookDeactivate(d.Playbooks, d.Sessions), automation...)
 	e.DELETE("/api/playbooks/:id", handlePlaybookDelete(d.Playbooks, d.Sessions), author...)
 
 	e.GET("/api/admin/sessions", handleAdminSessions(d.Sessions), admin...)
@@ -82,7 +84,7 @@ func (s *Server) portalRoutes(d Deps) {
 	e.GET("/api/workspace/session", handleWorkspaceSession(), wsToken)
 	// The model endpoint, for the agent extension only (its workspace's
 	// token: the provider key never leaves the gateway).
-	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Config.LLMDailyTokenBudget), wsToken)
+	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Metrics), wsToken)
 	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(wsToken, signedIn))
 	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(wsToken, signedIn))
 
@@ -103,6 +105,16 @@ func (s *Server) portalRoutes(d Deps) {
 	// The diagram renderer the playbook page frames (its own CSP).
 	e.GET("/render/mermaid", handleStaticPage(d.Web, "render-mermaid.html", diagramCSP(d.Config.AllowedFrameAncestors)))
 	e.GET("/assets/*", handleAssets(d.Web))
+}
+
+// metricsRoutes lists the routes of the metrics listener (METRICS_ADDR):
+// a port of its own, so the public port never answers /metrics whatever a
+// proxy in front forwards, and the peer check sees real peers.
+func (s *Server) metricsRoutes(d Deps) {
+	e := s.metrics
+	e.Use(recoverPanics(d.Log), allowPeers(d.Config.MetricsAllow))
+	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
+	e.GET("/healthz", handleHealthz())
 }
 
 // ideRoutes lists every route of the IDE hosts: the ticket exchange, and

@@ -57,6 +57,7 @@ type Server struct {
 	workspaceHost string
 	portal        *echo.Echo
 	ide           *echo.Echo
+	metrics       *echo.Echo
 }
 
 // New validates deps and builds the routes.
@@ -75,11 +76,16 @@ func New(d Deps) (*Server, error) {
 		workspaceHost: workspaceHostOf(d.Config.WorkspaceGatewayURL),
 		portal:        newEcho(d),
 		ide:           newEcho(d),
+		metrics:       newEcho(d),
 	}
 	s.portalRoutes(d)
 	s.ideRoutes(d)
+	s.metricsRoutes(d)
 	return s, nil
 }
+
+// Metrics is the handler of the metrics listener (METRICS_ADDR).
+func (s *Server) Metrics() http.Handler { return s.metrics }
 
 func newEcho(d Deps) *echo.Echo {
 	e := echo.New()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -264,6 +265,13 @@ func TestForwardedForNeedsTrustedProxy(t *testing.T) {
 	}
 }
 
+// metricsDo sends r to the metrics listener's handler.
+func (e *testEnv) metricsDo(r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	e.srv.Metrics().ServeHTTP(w, r)
+	return w
+}
+
 func TestMetricsEndpoint(t *testing.T) {
 	env := newTestEnv(t, nil)
 	env.do(req(http.MethodGet, "/healthz", nil))
@@ -272,7 +280,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, peer := range []string{"127.0.0.1:40000", "[::1]:40000"} {
 		r := req(http.MethodGet, "/metrics", nil)
 		r.RemoteAddr = peer
-		w := env.do(r)
+		w := env.metricsDo(r)
 		if w.Code != http.StatusOK {
 			t.Fatalf("%s: %d %q", peer, w.Code, w.Body.String())
 		}
@@ -287,20 +295,26 @@ func TestMetricsEndpoint(t *testing.T) {
 				t.Errorf("%s: /metrics lacks %q", peer, want)
 			}
 		}
+		// The public port never answers /metrics, from any peer.
+		r = req(http.MethodGet, "/metrics", nil)
+		r.RemoteAddr = peer
+		if w := env.do(r); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "go_goroutines") {
+			t.Errorf("%s: /metrics on the public handler: %d", peer, w.Code)
+		}
 	}
 
 	for _, peer := range []string{"192.0.2.1:40000", "10.0.0.1:40000"} {
 		r := req(http.MethodGet, "/metrics", nil)
 		r.RemoteAddr = peer
 		r.Header.Set("X-Forwarded-For", "127.0.0.1")
-		wantError(t, env.do(r), http.StatusForbidden, "forbidden")
+		wantError(t, env.metricsDo(r), http.StatusForbidden, "forbidden")
 	}
 	// Even with the peer's proxy trusted, the forwarded address does not count.
 	env = newTestEnv(t, map[string]string{"TRUSTED_PROXIES": "192.0.2.0/24"})
 	r := req(http.MethodGet, "/metrics", nil)
 	r.RemoteAddr = "192.0.2.1:40000"
 	r.Header.Set("X-Forwarded-For", "127.0.0.1")
-	wantError(t, env.do(r), http.StatusForbidden, "forbidden")
+	wantError(t, env.metricsDo(r), http.StatusForbidden, "forbidden")
 }
 
 func TestReadyzNamesTheProvider(t *testing.T) {
@@ -458,7 +472,7 @@ func TestLogoutNeedsCSRFToken(t *testing.T) {
 	}
 	cleared := false
 	for _, ck := range w.Result().Cookies() {
-		if ck.Name == "pbs_session" && ck.MaxAge < 0 && ck.Value == "" {
+		if ck.Name == env.auth.SessionCookieName() && ck.MaxAge < 0 && ck.Value == "" {
 			cleared = true
 		}
 	}

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) playbook.Store) {
 	}{
 		{"CreateAndGet", testCreateAndGet},
 		{"FilesRoundTrip", testFilesRoundTrip},
+		{"CreateWithReservedID", testCreateWithID},
 		{"NameTakenCaseInsensitive", testNameTaken},
 		{"Limit", testLimit},
 		{"Limit100", testLimit100},
@@ -37,7 +38,9 @@ func Run(t *testing.T, newStore func(t *testing.T) playbook.Store) {
 		{"AddVersion", testAddVersion},
 		{"ConcurrentAddVersion", testConcurrentAddVersion},
 		{"Status", testStatus},
-		{"FailedVersionDisablesActive", testFailedVersionDisables},
+		{"SaveKeepsActiveVersion", testSaveKeepsActiveVersion},
+		{"ActivateChosenVersion", testActivateChosenVersion},
+		{"ActiveVersionFiles", testActiveVersionFiles},
 		{"Delete", testDelete},
 		{"TimesRoundTrip", testTimes},
 		{"Ping", testPing},
@@ -126,7 +129,7 @@ func samePlaybook(t *testing.T, what string, got, want playbook.Playbook) {
 		t.Errorf("%s: times = %v / %v, want %v / %v", what, got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
 	}
 	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\n got  %+v\n want %+v", what, got, want)
 	}
 }
@@ -142,7 +145,7 @@ func testCreateAndGet(t *testing.T, s playbook.Store) {
 		t.Errorf("ID = %q, want a UUID", p.ID)
 	}
 	if p.Tenant != tenantA || p.Name != "Phishing Triage" || p.Description != "triage" ||
-		p.Status != playbook.StatusDisabled || p.CurrentVersion != 1 ||
+		p.Status != playbook.StatusDisabled || p.CurrentVersion != 1 || p.LatestVersion != 1 || p.ActiveVersion != nil ||
 		p.CreatedBy != "alice" || p.UpdatedBy != "alice" {
 		t.Errorf("Create playbook = %+v", p)
 	}
@@ -199,6 +202,36 @@ func testCreateAndGet(t *testing.T, s playbook.Store) {
 	}
 	if len(v2.Warnings) != 0 {
 		t.Errorf("Warnings = %+v, want none", v2.Warnings)
+	}
+}
+
+// testCreateWithID: a new playbook takes the id its edit session
+// reserved (its workspace folder is named after it); an id in use is
+// refused, whatever the tenant.
+func testCreateWithID(t *testing.T, s playbook.Store) {
+	c := ctx(t)
+	const id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+	nv := Bundle("alice", 5)
+	nv.ID = id
+	p, _, err := s.Create(c, tenantA, "Reserved", 100, nv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != id {
+		t.Errorf("ID = %q, want the reserved %q", p.ID, id)
+	}
+	if got, err := s.Get(c, tenantA, id); err != nil || got.Name != "Reserved" {
+		t.Errorf("Get(reserved id) = %+v, %v", got, err)
+	}
+	nv.ID = strings.ToUpper(id)
+	_, _, err = s.Create(c, tenantB, "Another", 100, nv)
+	wantErr(t, "Create with an id in use", err, playbook.ErrIDTaken)
+	nv.ID = "not-a-uuid"
+	if _, _, err := s.Create(c, tenantA, "Bad id", 100, nv); err == nil {
+		t.Error("Create with a malformed id succeeded")
+	}
+	if n, _ := s.Count(c, tenantA); n != 1 {
+		t.Errorf("Count = %d after refused creates, want 1", n)
 	}
 }
 
@@ -441,8 +474,12 @@ func testTenantIsolation(t *testing.T, s playbook.Store) {
 	wantErr(t, "Versions", err, playbook.ErrNotFound)
 	_, _, err = s.Version(c, tenantB, p.ID, 1)
 	wantErr(t, "Version", err, playbook.ErrNotFound)
-	_, err = s.SetStatus(c, tenantB, p.ID, playbook.StatusActive, "mallory")
-	wantErr(t, "SetStatus", err, playbook.ErrNotFound)
+	_, err = s.Activate(c, tenantB, p.ID, 0, "mallory")
+	wantErr(t, "Activate", err, playbook.ErrNotFound)
+	_, err = s.Deactivate(c, tenantB, p.ID, "mallory")
+	wantErr(t, "Deactivate", err, playbook.ErrNotFound)
+	_, _, err = s.ActiveVersion(c, tenantB, p.ID)
+	wantErr(t, "ActiveVersion", err, playbook.ErrNotFound)
 	err = s.Delete(c, tenantB, p.ID)
 	wantErr(t, "Delete", err, playbook.ErrNotFound)
 	if n, err := s.Count(c, tenantB); err != nil || n != 0 {
@@ -600,15 +637,26 @@ func testConcurrentAddVersion(t *testing.T, s playbook.Store) {
 	}
 }
 
+func intp(n int) *int { return &n }
+
+// active is a playbook's active version as text, for messages.
+func active(p playbook.Playbook) string {
+	if p.ActiveVersion == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p.ActiveVersion)
+}
+
 func testStatus(t *testing.T, s playbook.Store) {
 	p, _ := mustCreate(t, s, tenantA, "Status")
 	c := ctx(t)
-	a, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusActive, "carol")
+	a, err := s.Activate(c, tenantA, p.ID, 0, "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Status != playbook.StatusActive || a.UpdatedBy != "carol" || a.CurrentVersion != 1 {
-		t.Errorf("activated = %+v", a)
+	if a.Status != playbook.StatusActive || a.UpdatedBy != "carol" || a.CurrentVersion != 1 ||
+		a.LatestVersion != 1 || active(a) != "1" {
+		t.Errorf("activated = %+v (active %s)", a, active(a))
 	}
 	got, err := s.Get(c, tenantA, p.ID)
 	if err != nil {
@@ -616,74 +664,187 @@ func testStatus(t *testing.T, s playbook.Store) {
 	}
 	samePlaybook(t, "Get after activate", got, a)
 	// Activating twice is fine.
-	if _, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusActive, "carol"); err != nil {
+	if _, err := s.Activate(c, tenantA, p.ID, 1, "carol"); err != nil {
 		t.Errorf("second activate: %v", err)
 	}
 
-	d, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusDisabled, "dave")
-	if err != nil || d.Status != playbook.StatusDisabled || d.UpdatedBy != "dave" {
+	d, err := s.Deactivate(c, tenantA, p.ID, "dave")
+	if err != nil || d.Status != playbook.StatusDisabled || d.UpdatedBy != "dave" || d.ActiveVersion != nil {
 		t.Errorf("deactivate = %+v, %v", d, err)
 	}
+	got, _ = s.Get(c, tenantA, p.ID)
+	samePlaybook(t, "Get after deactivate", got, d)
+	_, _, err = s.ActiveVersion(c, tenantA, p.ID)
+	wantErr(t, "ActiveVersion of a disabled playbook", err, playbook.ErrNotActive)
 
-	for _, bad := range []string{"", "enabled", "Active", "deleted"} {
-		_, err := s.SetStatus(c, tenantA, p.ID, bad, "carol")
-		if err == nil {
-			t.Errorf("SetStatus(%q) succeeded", bad)
-		}
+	// Versions it does not have are refused, and nothing changes.
+	for _, bad := range []int{-1, 2, 99} {
+		_, err := s.Activate(c, tenantA, p.ID, bad, "carol")
+		wantErr(t, fmt.Sprintf("Activate(version %d)", bad), err, playbook.ErrNoVersion)
 	}
-	if got, _ := s.Get(c, tenantA, p.ID); got.Status != playbook.StatusDisabled {
-		t.Errorf("status after bad values = %q", got.Status)
+	if got, _ := s.Get(c, tenantA, p.ID); got.Status != playbook.StatusDisabled || got.ActiveVersion != nil {
+		t.Errorf("after refused activations: %+v", got)
 	}
 
-	// A playbook whose current version failed cannot be activated...
+	// A playbook whose latest version failed cannot be activated...
 	f, _, err := s.Create(c, tenantA, "Failing", 100, failing("alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.SetStatus(c, tenantA, f.ID, playbook.StatusActive, "carol")
+	_, err = s.Activate(c, tenantA, f.ID, 0, "carol")
 	wantErr(t, "activate failed version", err, playbook.ErrNotValid)
-	if got, _ := s.Get(c, tenantA, f.ID); got.Status != playbook.StatusDisabled {
-		t.Errorf("status = %q after refused activation", got.Status)
+	if got, _ := s.Get(c, tenantA, f.ID); got.Status != playbook.StatusDisabled || got.ActiveVersion != nil {
+		t.Errorf("after refused activation: %+v", got)
 	}
 	// ...until a passing version is saved; deactivating always works.
-	if _, err := s.SetStatus(c, tenantA, f.ID, playbook.StatusDisabled, "carol"); err != nil {
+	if _, err := s.Deactivate(c, tenantA, f.ID, "carol"); err != nil {
 		t.Errorf("deactivate failing: %v", err)
 	}
 	if _, _, err := s.AddVersion(c, tenantA, f.ID, Bundle("alice", 5)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetStatus(c, tenantA, f.ID, playbook.StatusActive, "carol"); err != nil {
-		t.Errorf("activate after fix: %v", err)
+	if a, err := s.Activate(c, tenantA, f.ID, 0, "carol"); err != nil || active(a) != "2" {
+		t.Errorf("activate after fix = %s, %v; want version 2", active(a), err)
 	}
-	// The current version counts, not an older one.
+	// The failed version 1 stays refused by number.
+	_, err = s.Activate(c, tenantA, f.ID, 1, "carol")
+	wantErr(t, "activate failed version 1", err, playbook.ErrNotValid)
+	if got, _ := s.Get(c, tenantA, f.ID); active(got) != "2" {
+		t.Errorf("active version after refused switch = %s, want 2", active(got))
+	}
+
+	_, err = s.Activate(c, tenantA, "00000000-0000-4000-8000-000000000000", 0, "carol")
+	wantErr(t, "Activate unknown", err, playbook.ErrNotFound)
+	_, err = s.Deactivate(c, tenantA, "00000000-0000-4000-8000-000000000000", "carol")
+	wantErr(t, "Deactivate unknown", err, playbook.ErrNotFound)
+	_, _, err = s.ActiveVersion(c, tenantA, "00000000-0000-4000-8000-000000000000")
+	wantErr(t, "ActiveVersion unknown", err, playbook.ErrNotFound)
+}
+
+// testSaveKeepsActiveVersion is issue 12's point 5: saving an active
+// playbook adds a version that is not live until it is activated.
+func testSaveKeepsActiveVersion(t *testing.T, s playbook.Store) {
+	p, _ := mustCreate(t, s, tenantA, "Live")
+	c := ctx(t)
+	if _, err := s.Activate(c, tenantA, p.ID, 1, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	p2, _, err := s.AddVersion(c, tenantA, p.ID, Bundle("alice", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Status != playbook.StatusActive || active(p2) != "1" || p2.LatestVersion != 2 || p2.CurrentVersion != 2 {
+		t.Errorf("AddVersion = %+v (active %s); want active at version 1, latest 2", p2, active(p2))
+	}
+	for _, got := range getAndList(t, s, p.ID) {
+		if got.Status != playbook.StatusActive || active(got) != "1" || got.LatestVersion != 2 {
+			t.Errorf("stored = %+v (active %s); want active at version 1, latest 2", got, active(got))
+		}
+	}
+	// A failing save does not touch what runs either.
 	if _, _, err := s.AddVersion(c, tenantA, p.ID, failing("alice")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.SetStatus(c, tenantA, p.ID, playbook.StatusActive, "carol")
-	wantErr(t, "activate failed current version", err, playbook.ErrNotValid)
-
-	_, err = s.SetStatus(c, tenantA, "00000000-0000-4000-8000-000000000000", playbook.StatusActive, "carol")
-	wantErr(t, "SetStatus unknown", err, playbook.ErrNotFound)
+	if got, _ := s.Get(c, tenantA, p.ID); got.Status != playbook.StatusActive || active(got) != "1" || got.LatestVersion != 3 {
+		t.Errorf("after a failing save = %+v (active %s)", got, active(got))
+	}
+	if v, _, err := s.ActiveVersion(c, tenantA, p.ID); err != nil || v.Number != 1 {
+		t.Errorf("ActiveVersion = %d, %v; want 1", v.Number, err)
+	}
+	// Activating the latest (which failed) is refused; version 2 passes.
+	_, err = s.Activate(c, tenantA, p.ID, 0, "carol")
+	wantErr(t, "activate the failing latest", err, playbook.ErrNotValid)
+	a, err := s.Activate(c, tenantA, p.ID, 2, "carol")
+	if err != nil || active(a) != "2" || a.LatestVersion != 3 {
+		t.Errorf("Activate(2) = %+v (active %s), %v", a, active(a), err)
+	}
 }
 
-func testFailedVersionDisables(t *testing.T, s playbook.Store) {
-	p, _ := mustCreate(t, s, tenantA, "Live")
-	c := ctx(t)
-	if _, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusActive, "carol"); err != nil {
+// getAndList returns the playbook as Get and as List show it.
+func getAndList(t *testing.T, s playbook.Store, id string) []playbook.Playbook {
+	t.Helper()
+	got, err := s.Get(ctx(t), tenantA, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// A passing version keeps it active.
-	p2, _, err := s.AddVersion(c, tenantA, p.ID, Bundle("alice", 5))
-	if err != nil || p2.Status != playbook.StatusActive {
-		t.Fatalf("AddVersion passing = %+v, %v; want still active", p2, err)
+	list, err := s.List(ctx(t), tenantA)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A failing one disables it: an active playbook always runs a passing version.
-	p3, _, err := s.AddVersion(c, tenantA, p.ID, failing("alice"))
-	if err != nil || p3.Status != playbook.StatusDisabled {
-		t.Fatalf("AddVersion failing = %+v, %v; want disabled", p3, err)
+	out := []playbook.Playbook{got}
+	for _, p := range list {
+		if p.ID == id {
+			out = append(out, p)
+		}
 	}
-	if got, _ := s.Get(c, tenantA, p.ID); got.Status != playbook.StatusDisabled {
-		t.Errorf("stored status = %q", got.Status)
+	if len(out) != 2 {
+		t.Fatalf("List lacks %s", id)
+	}
+	return out
+}
+
+func testActivateChosenVersion(t *testing.T, s playbook.Store) {
+	p, _ := mustCreate(t, s, tenantA, "Chosen")
+	c := ctx(t)
+	for range 3 {
+		if _, _, err := s.AddVersion(c, tenantA, p.ID, Bundle("bob", 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := s.Activate(c, tenantA, p.ID, 2, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.ActiveVersion, intp(2)) || a.LatestVersion != 4 || a.Status != playbook.StatusActive {
+		t.Errorf("Activate(2) = %+v (active %s)", a, active(a))
+	}
+	// Rolling back to an older version, then forward to the latest.
+	if a, err = s.Activate(c, tenantA, p.ID, 1, "carol"); err != nil || active(a) != "1" {
+		t.Errorf("Activate(1) = %s, %v", active(a), err)
+	}
+	if a, err = s.Activate(c, tenantA, p.ID, 0, "carol"); err != nil || active(a) != "4" {
+		t.Errorf("Activate(latest) = %s, %v", active(a), err)
+	}
+	got, _ := s.Get(c, tenantA, p.ID)
+	samePlaybook(t, "Get after activations", got, a)
+}
+
+func testActiveVersionFiles(t *testing.T, s playbook.Store) {
+	c := ctx(t)
+	v1 := Bundle("alice", 5)
+	v1.Files = append(v1.Files, playbook.File{Path: "lib/one.py", Content: []byte("ONE = 1\n")})
+	p, _, err := s.Create(c, tenantA, "Runner", 100, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Activate(c, tenantA, p.ID, 0, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	v2 := Bundle("bob", 9)
+	v2.Files = append(v2.Files, playbook.File{Path: "lib/two.py", Content: []byte("TWO = 2\n")})
+	if _, _, err := s.AddVersion(c, tenantA, p.ID, v2); err != nil {
+		t.Fatal(err)
+	}
+	// A runner gets version 1's files, not the latest's.
+	v, files, err := s.ActiveVersion(c, tenantA, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Number != 1 || v.SavedBy != "alice" || v.Lines != 5 {
+		t.Errorf("ActiveVersion = %+v, want version 1", v)
+	}
+	_, want, err := s.Version(c, tenantA, p.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(files, want) || !reflect.DeepEqual(v.Files, infos(v1.Files)) {
+		t.Errorf("ActiveVersion files = %+v, want version 1's %+v", files, want)
+	}
+	if _, err := s.Activate(c, tenantA, p.ID, 2, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if v, files, err := s.ActiveVersion(c, tenantA, p.ID); err != nil || v.Number != 2 || len(files) != 4 || files[1].Path != "lib/two.py" {
+		t.Errorf("after activating 2: version %d, %d files, %v", v.Number, len(files), err)
 	}
 }
 
@@ -697,14 +858,14 @@ func testDelete(t *testing.T, s playbook.Store) {
 	}
 	keep, _ := mustCreate(t, s, tenantA, "Keeper")
 
-	if _, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusActive, "carol"); err != nil {
+	if _, err := s.Activate(c, tenantA, p.ID, 2, "carol"); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, "Delete active", s.Delete(c, tenantA, p.ID), playbook.ErrActive)
 	if _, err := s.Get(c, tenantA, p.ID); err != nil {
 		t.Errorf("Get after refused delete: %v", err)
 	}
-	if _, err := s.SetStatus(c, tenantA, p.ID, playbook.StatusDisabled, "carol"); err != nil {
+	if _, err := s.Deactivate(c, tenantA, p.ID, "carol"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Delete(c, tenantA, p.ID); err != nil {

@@ -357,7 +357,7 @@ class Editor {
         if (this.knownVersion === null) this.knownVersion = p.currentVersion;
         else if (p.currentVersion > this.knownVersion) {
           this.knownVersion = p.currentVersion;
-          this.announceSaved({ id: p.id, name: p.name, status: p.status }, p.currentVersion, 'the IDE');
+          this.announceSaved({ id: p.id, name: p.name, status: p.status, activeVersion: p.activeVersion }, p.currentVersion, 'the IDE');
         }
       } catch (_) {
         // not saved yet, or a blip
@@ -366,7 +366,11 @@ class Editor {
   }
 
   announceSaved(p, version, where) {
-    const status = p.status === 'active' ? 'active' : 'disabled until activated';
+    // A save never goes live: an active playbook keeps running the version
+    // that was activated.
+    const status = p.status === 'active'
+      ? `not live: version ${p.activeVersion ?? 'activated before'} runs until this one is activated`
+      : 'disabled until activated';
     $('save-result').textContent = `Version ${version} saved from ${where} (${status}).`;
     $('save-result').dataset.kind = 'ok';
     show($('save-problems'), false);

@@ -6,7 +6,8 @@
 import { $, api, ApiError, confirmDialog, el, hasRole, messageOf, navigate, plural, show, timeEl, absTime, toast, viewSection } from './core.js';
 import { loadRenderer, markdownFragment, README_OPTIONS } from './markdown-view.js';
 import { diagramFigure } from './diagram.js';
-import { statusSwitch } from './playbooks.js';
+import { ACTIVATE_ROLE, setActive, statusDetail, statusSwitch } from './playbooks.js';
+import { statusLine, versionsOf } from './playbook-status.js';
 import { editorPath } from './editor.js';
 
 let seq = 0;
@@ -105,30 +106,75 @@ function renderFiles(version) {
   select(0, false);
 }
 
+// Each version says whether it runs; the automation role may put any other
+// one live (the latest, or back to an older one).
 function renderVersions() {
   const list = $('versions');
+  const { active, latest } = versionsOf(page.playbook);
+  const canActivate = hasRole(ACTIVATE_ROLE);
   list.replaceChildren(...page.versions.map((v) => {
-    const current = v.number === page.playbook.currentVersion;
     const selected = v.number === page.selected;
     const warnings = Array.isArray(v.warnings) ? v.warnings.length : 0;
     const btn = el('button', { type: 'button', class: 'version', 'aria-pressed': String(selected), 'data-testid': 'version', 'data-number': String(v.number) },
       el('span', 'version-top',
         el('strong', null, `Version ${v.number}`),
-        current ? el('span', 'badge', 'current') : null,
+        v.number === active ? el('span', { class: 'badge', 'data-testid': 'version-active' }, 'active') : null,
+        v.number === latest ? el('span', 'badge', 'latest') : null,
       ),
       el('span', 'muted small', v.savedBy || '', ' · ', timeEl(v.savedAt)),
       el('span', 'muted small', `${plural(v.lines ?? 0, 'line', 'lines')}${warnings ? ' · ' + plural(warnings, 'warning', 'warnings') : ''}`),
     );
     btn.addEventListener('click', () => selectVersion(v.number));
-    return el('li', null, btn);
+    const item = el('li', null, btn);
+    if (canActivate && v.number !== active) {
+      const act = el('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'version-activate', 'aria-label': `Activate version ${v.number}` }, `Activate v${v.number}`);
+      act.addEventListener('click', () => activateVersion(v.number, act));
+      item.append(act);
+    }
+    return item;
   }));
+}
+
+async function activateVersion(n, btn) {
+  const p = page.playbook;
+  btn.disabled = true;
+  try {
+    const updated = await setActive(p, true, n);
+    toast(`Version ${n} of “${p.name}” is now active.`);
+    playbookUpdated(updated);
+  } catch (e) {
+    btn.disabled = false;
+    showError(`Version ${n} was not activated: ${messageOf(e)}`);
+  }
+}
+
+// playbookUpdated redraws what shows the status after an activation. The
+// switch is redrawn only when something else changed the status: after
+// its own click it is right already, and keeps the focus.
+function playbookUpdated(updated, fromSwitch = false) {
+  if (!page) return;
+  const statusChanged = updated.status !== page.playbook.status;
+  page.playbook = { ...page.playbook, ...updated };
+  if (statusChanged && !fromSwitch) renderHeader();
+  else renderStatusDetail();
+  renderVersions();
+  renderAbout();
+  renderDeleteButton();
+}
+
+let statusDetailSlot = el('span', null);
+
+function renderStatusDetail() {
+  statusDetailSlot.replaceChildren(statusDetail(page.playbook, { onUpdated: (updated) => playbookUpdated(updated) }));
 }
 
 function renderAbout() {
   const p = page.playbook;
+  const { active, latest } = versionsOf(p);
   const rows = [
-    ['Status', p.status === 'active' ? 'Active' : 'Disabled'],
-    ['Current version', String(p.currentVersion)],
+    ['Status', statusLine(p)],
+    ['Active version', active === null ? 'none' : String(active)],
+    ['Latest version', String(latest)],
     ['Created', `${p.createdBy || ''}, ${absTime(p.createdAt)}`],
     ['Last change', `${p.updatedBy || ''}, ${absTime(p.updatedAt)}`],
   ];
@@ -149,14 +195,13 @@ function renderHeader() {
   $('h-playbook').textContent = p.name;
   $('playbook-description').textContent = p.description || '';
   document.title = `${p.name} · Playbook Studio`;
-  $('playbook-status-slot').replaceChildren(statusSwitch(p, {
-    label: 'Active',
-    onUpdated: (updated) => {
-      page.playbook = { ...page.playbook, ...updated };
-      renderAbout();
-      renderDeleteButton();
-    },
-  }));
+  statusDetailSlot = el('span', null);
+  $('playbook-status-slot').replaceChildren(
+    statusSwitch(p, { label: 'Active', onUpdated: (updated) => playbookUpdated(updated, true) }),
+    ' ',
+    statusDetailSlot,
+  );
+  renderStatusDetail();
   const edit = $('playbook-edit', HTMLAnchorElement);
   edit.href = editorPath({ playbookId: p.id });
   if (!hasRole('author')) {

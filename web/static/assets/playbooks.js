@@ -3,18 +3,66 @@
 
 import { $, api, ApiError, el, hasRole, messageOf, show, timeEl, toast, viewSection } from './core.js';
 import { startEditing } from './editor.js';
+import { pendingVersion, statusLine } from './playbook-status.js';
 
 // ---------------------------------------------------------------------------
 // The status switch (also on the playbook page)
 
 /**
- * A switch that activates or deactivates a playbook. onUpdated(playbook)
- * runs with the server's answer.
+ * Activates version (null: the latest) of playbook p, or deactivates it;
+ * returns the server's Playbook. Only the automation role may: a save
+ * never puts code live, activation does.
+ * @param {{ id: string }} p
+ * @param {boolean} activate
+ * @param {number | null} [version]
+ */
+export function setActive(p, activate, version = null) {
+  const path = `/api/playbooks/${encodeURIComponent(p.id)}/${activate ? 'activate' : 'deactivate'}`;
+  return api(path, activate && version ? { method: 'POST', body: { version } } : { method: 'POST' });
+}
+
+export const ACTIVATE_ROLE = 'automation';
+const NO_ROLE = 'Activating and deactivating playbooks needs the automation role.';
+
+/**
+ * The status line and, for the automation role, an "Activate vN" button
+ * when a saved version is not live yet. onUpdated(playbook) runs with the
+ * server's answer.
+ * @param {{ id: string, name: string, status: string }} p
+ * @param {{ onUpdated?: (playbook: object) => void }} [opts]
+ */
+export function statusDetail(p, { onUpdated } = {}) {
+  const line = el('span', { class: 'muted small', 'data-testid': 'playbook-status-line' }, statusLine(p));
+  const box = el('span', { class: 'status-detail' }, line);
+  const pending = pendingVersion(p);
+  if (pending !== null && hasRole(ACTIVATE_ROLE)) {
+    const btn = el('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'activate-latest' }, `Activate v${pending}`);
+    const err = el('span', { class: 'switch-error small', role: 'alert' });
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      err.textContent = '';
+      try {
+        const updated = await setActive(p, true, pending);
+        toast(`Version ${pending} of “${p.name}” is now active.`);
+        if (onUpdated) onUpdated({ ...p, ...updated });
+      } catch (e) {
+        err.textContent = messageOf(e);
+        btn.disabled = false;
+      }
+    });
+    box.append(' ', btn, err);
+  }
+  return box;
+}
+
+/**
+ * A switch that activates (the latest version) or deactivates a playbook.
+ * onUpdated(playbook) runs with the server's answer.
  * @param {{ id: string, name: string, status: string }} p
  * @param {{ onUpdated?: (playbook: object) => void, label?: string }} [opts]
  */
 export function statusSwitch(p, { onUpdated, label } = {}) {
-  const canChange = hasRole('author');
+  const canChange = hasRole(ACTIVATE_ROLE);
   const word = el('span', { class: 'switch-word', 'aria-hidden': 'true' });
   const btn = el('button', {
     type: 'button',
@@ -37,7 +85,7 @@ export function statusSwitch(p, { onUpdated, label } = {}) {
 
   if (!canChange) {
     btn.disabled = true;
-    btn.title = 'Changing the status needs the author role.';
+    btn.title = NO_ROLE;
   }
   btn.addEventListener('click', async () => {
     const activate = current.status !== 'active';
@@ -45,10 +93,11 @@ export function statusSwitch(p, { onUpdated, label } = {}) {
     btn.setAttribute('aria-busy', 'true');
     err.textContent = '';
     try {
-      const updated = await api(`/api/playbooks/${encodeURIComponent(current.id)}/${activate ? 'activate' : 'deactivate'}`, { method: 'POST' });
+      const updated = await setActive(current, activate);
       current = { ...current, ...updated };
       paint();
-      toast(`“${current.name}” is now ${activate ? 'active' : 'disabled'}.`);
+      const v = /** @type {any} */ (current).activeVersion;
+      toast(activate ? `“${current.name}” is now active${v ? ` at version ${v}` : ''}.` : `“${current.name}” is now disabled.`);
       if (onUpdated) onUpdated(current);
     } catch (e) {
       err.textContent = messageOf(e);
@@ -76,9 +125,14 @@ function row(p) {
   const nameCell = el('td', null, name);
   if (p.description) nameCell.append(el('div', { class: 'muted small clamp' }, p.description));
   const when = el('td', { class: 'nowrap', 'data-testid': 'playbook-saved' }, el('span', { class: 'muted' }, '…'));
+  // The switch stays put (and keeps the focus); the line under it follows.
+  const detail = el('div', null);
+  const paintDetail = (q) => detail.replaceChildren(statusDetail(q, { onUpdated: paintDetail }));
+  paintDetail(p);
+  const statusCell = el('td', null, statusSwitch(p, { onUpdated: paintDetail }), detail);
   const tr = el('tr', { 'data-testid': 'playbook-row', 'data-name': p.name, 'data-id': p.id },
     nameCell,
-    el('td', null, statusSwitch(p, { onUpdated: () => {} })),
+    statusCell,
     el('td', { class: 'num', 'data-testid': 'playbook-version' }, String(p.currentVersion ?? '')),
     when,
   );
