@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.warmCalls, "warm-calls", 10000, "Ensure calls on a ready workspace")
 	flag.IntVar(&o.lockCalls, "lock-calls", 10000, "edit lock acquire+release pairs")
 	flag.IntVar(&o.idle, "idle", 1000, "idle WebSockets for the memory figure")
-	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save")
+	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy,markdown", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save, markdown")
 	flag.StringVar(&o.image, "image", "localhost/playbook-workspace:latest", "workspace image for the Docker runtime")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, nginx.conf) for inspection")
 	flag.Parse()
@@ -183,6 +183,17 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 	if o.only["proxy"] || o.only["http"] || o.only["ws"] || o.only["save"] {
 		if err := benchProxy(ctx, p, o, out, cl); err != nil {
 			return err
+		}
+	}
+	if o.only["markdown"] {
+		// The portal's renderer runs in the browser; node runs the same
+		// module (web/bench/markdown.mjs prints its own lines).
+		progress("markdown: the portal's renderer against plain markdown-it")
+		cmd := exec.CommandContext(ctx, "node", "bench/markdown.mjs")
+		cmd.Dir = filepath.Join(root, "web")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("markdown bench: %w", err)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package ideproxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -249,5 +250,36 @@ func testPortProxyPagesAreSandboxed(t *testing.T, engine string) {
 		if resp.Header.Get("Content-Security-Policy") != "sandbox allow-same-origin allow-scripts" {
 			t.Errorf("%s: the workspace's own policy went: %q", c.path, resp.Header.Values("Content-Security-Policy"))
 		}
+	}
+}
+
+// A flood of cookies planted for the parent domain (hundreds of KiB, sent
+// to every IDE host) must not make code-server refuse the IDE's requests
+// (Node: 431 past 16 KiB of headers): at most workspaceCookieBytes of
+// cookies reach the workspace, the first ones the browser sends.
+func TestCookieFloodStaysOutOfTheWorkspace(t *testing.T) {
+	forEngines(t, testCookieFloodStaysOutOfTheWorkspace)
+}
+
+func testCookieFloodStaysOutOfTheWorkspace(t *testing.T, engine string) {
+	got := make(chan string, 1)
+	f := newFixture(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Cookie")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	var flood []string
+	for i := range 150 {
+		flood = append(flood, fmt.Sprintf("flood%03d=%s", i, strings.Repeat("f", 4000)))
+	}
+	req := f.request(http.MethodGet, "/", nil)
+	req.Header.Set("Cookie", "theme=dark; "+strings.Join(flood[:75], "; ")+"; "+f.cookie+"; "+strings.Join(flood[75:], "; "))
+	resp := f.do(req)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d under a 600 KiB cookie flood", resp.StatusCode)
+	}
+	sent := <-got
+	if len(sent) > workspaceCookieBytes || !strings.HasPrefix(sent, "theme=dark; flood000=") || strings.Contains(sent, "pbs_") {
+		t.Errorf("the workspace got %d bytes of cookies: %.60q…", len(sent), sent)
 	}
 }

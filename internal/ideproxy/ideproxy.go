@@ -442,22 +442,30 @@ func (p *Proxy) touch(st *sessionState, sess *editsession.Session) {
 	p.ws.Touch(sess.WorkspaceKey)
 }
 
+// workspaceCookieBytes bounds the cookies forwarded to a workspace.
+// code-server (Node) refuses requests whose headers pass 16 KiB with a 431,
+// and a page on a sibling host can flood the parent domain with hundreds
+// of KiB of cookies that the browser then sends to every IDE host: past
+// this budget the rest are dropped, so the IDE keeps working.
+const workspaceCookieBytes = 8 << 10
+
 // scrubHeaders removes what the workspace must never see (the gateway's
 // cookies, credentials) and sets what code-server's own origin check reads.
-// The WebSocket handshake uses it; HTTP requests are written by
-// writeRequest, which applies the same rules without copying.
+// Both engines apply it to HTTP requests and WebSocket handshakes.
 func scrubHeaders(h http.Header, host, scheme string) {
 	h.Del("Authorization")
 	h.Del("X-Forwarded-For")
 	h.Del("Forwarded")
 	if cookies := h.Values("Cookie"); len(cookies) > 0 {
 		var keep []string
+		size := 0
 		for _, line := range cookies {
 			for _, part := range strings.Split(line, ";") {
 				part = strings.TrimSpace(part)
-				if !keepCookie(part) {
+				if !keepCookie(part) || size+len(part)+2 > workspaceCookieBytes {
 					continue
 				}
+				size += len(part) + 2
 				keep = append(keep, part)
 			}
 		}
