@@ -56,3 +56,20 @@ export function watchErrors(page, origin) {
   page.on('pageerror', (err) => errors.push(String(err)));
   return errors;
 }
+
+// submitLogin opens the portal, which sends the browser to the dev
+// provider's login form, and submits it.
+export async function submitLogin(page, sys, username, password = username) {
+  await page.goto(`${sys.portal}/playbooks`);
+  await page.waitForURL((u) => u.href.startsWith(sys.issuer), { timeout: 15000 });
+  await page.fill('input[name="username"]', username);
+  await page.fill('input[name="password"]', password);
+  await page.click('button[type="submit"]');
+}
+
+// signIn signs a user in and waits for the portal to show them.
+export async function signIn(page, sys, username, password = username) {
+  await submitLogin(page, sys, username, password);
+  await page.waitForURL(`${sys.portal}/playbooks`, { timeout: 15000 });
+  await page.getByTestId('user-name').waitFor({ state: 'visible' });
+}

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startSystem, outputDir, root } from '../lib/system.mjs';
-import { launchBrowser, watchErrors } from '../lib/browser.mjs';
+import { launchBrowser, signIn, watchErrors } from '../lib/browser.mjs';
 
 const USERS = join(root, 'e2e', 'fixtures', 'users.json');
 const ALICE = '5f0c8e2a-3b1d-4c6e-9a7f-1d2e3f4a5b6c';
@@ -80,16 +80,6 @@ after(async () => {
 
 function shot(page, name) {
   return page.screenshot({ path: join(outputDir, name) });
-}
-
-async function signIn(sys, page, username) {
-  await page.goto(`${sys.portal}/playbooks`);
-  await page.waitForURL((u) => u.href.startsWith(sys.issuer), { timeout: 15000 });
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', username);
-  await page.click('button[type="submit"]');
-  await page.waitForURL(`${sys.portal}/playbooks`, { timeout: 15000 });
-  await page.getByTestId('user-name').waitFor({ state: 'visible' });
 }
 
 function ideFrame(page) {
@@ -159,7 +149,7 @@ test('alice has the agent plan, draw and write the phishing playbook, and saves 
   const page = await context.newPage();
   const errors = watchErrors(page, sys.portal);
   try {
-    await signIn(sys, page, 'alice');
+    await signIn(page, sys, 'alice');
     await createPlaybook(page, 'Phishing triage');
     const chat = await chatFrame(page);
     await planMode(chat);
@@ -252,7 +242,7 @@ test('a tenant over its daily token budget sees the 429 as a clear message', asy
   const context = await chromium.newContext();
   const page = await context.newPage();
   try {
-    await signIn(sys, page, 'alice');
+    await signIn(page, sys, 'alice');
     await createPlaybook(page, 'Phishing triage');
     const chat = await chatFrame(page);
     await planMode(chat);

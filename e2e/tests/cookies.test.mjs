@@ -17,7 +17,7 @@ import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSystem, freePort, root } from '../lib/system.mjs';
-import { launchBrowser } from '../lib/browser.mjs';
+import { launchBrowser, signIn } from '../lib/browser.mjs';
 
 const USERS = join(root, 'e2e', 'fixtures', 'users.json');
 const ALICE = '5f0c8e2a-3b1d-4c6e-9a7f-1d2e3f4a5b6c';
@@ -46,15 +46,6 @@ after(async () => {
   await sys?.stop();
 });
 
-async function signIn(page, username) {
-  await page.goto(`${sys.portal}/playbooks`);
-  await page.waitForURL((u) => u.href.startsWith(sys.issuer), { timeout: 15000 });
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', username);
-  await page.click('button[type="submit"]');
-  await page.waitForURL(`${sys.portal}/playbooks`, { timeout: 15000 });
-}
-
 // /api/me as the portal's own page asks it (the page must be on the portal).
 async function me(page) {
   assert.ok(page.url().startsWith(sys.portal), `the page is on ${page.url()}`);
@@ -74,7 +65,7 @@ test('a page on an IDE host cannot sign alice in as bob, break her IDE or lock h
   const bobCtx = await chromium.newContext();
   const page = await aliceCtx.newPage();
   try {
-    await signIn(page, 'alice');
+    await signIn(page, sys, 'alice');
     await openIDE(page, 'Cookie target');
 
     // Bob starts a sign-in in his own browser and stops before the

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSystem, startOuter, freePort, outputDir, root } from '../lib/system.mjs';
-import { launchBrowser, watchErrors } from '../lib/browser.mjs';
+import { launchBrowser, signIn, watchErrors } from '../lib/browser.mjs';
 
 const USERS = join(root, 'e2e', 'fixtures', 'users.json');
 const ALICE = '5f0c8e2a-3b1d-4c6e-9a7f-1d2e3f4a5b6c';
@@ -52,21 +52,11 @@ function unexpected(errors, ...statuses) {
   return errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s} `)));
 }
 
-async function signIn(page, username, password = username) {
-  await page.goto(`${sys.portal}/playbooks`);
-  await page.waitForURL((u) => u.href.startsWith(sys.issuer), { timeout: 15000 });
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', password);
-  await page.click('button[type="submit"]');
-  await page.waitForURL(`${sys.portal}/playbooks`, { timeout: 15000 });
-  await page.getByTestId('user-name').waitFor({ state: 'visible' });
-}
-
 async function userPage(user) {
   if (!ctx[user]) {
     ctx[user] = await chromium.newContext();
     const page = await ctx[user].newPage();
-    await signIn(page, user);
+    await signIn(page, sys, user);
     return page;
   }
   return ctx[user].newPage();

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startSystem, outputDir } from '../lib/system.mjs';
-import { launch, watchErrors } from '../lib/browser.mjs';
+import { launch, submitLogin, watchErrors } from '../lib/browser.mjs';
 
 let sys;
 let browser;
@@ -18,18 +18,10 @@ after(async () => {
   await sys?.stop();
 });
 
-async function signIn(page, username, password) {
-  await page.goto(`${sys.portal}/playbooks`);
-  await page.waitForURL((u) => u.href.startsWith(sys.issuer), { timeout: 15000 });
-  await page.fill('input[name="username"]', username);
-  await page.fill('input[name="password"]', password);
-  await page.click('button[type="submit"]');
-}
-
 test('alice signs in through the login page and sees the portal with her name', async (t) => {
   const page = await browser.context.newPage();
   try {
-    await signIn(page, 'alice', 'alice');
+    await submitLogin(page, sys, 'alice', 'alice');
     await page.waitForURL(`${sys.portal}/playbooks`, { timeout: 15000 });
     const errors = watchErrors(page);
     await page.reload();
@@ -64,7 +56,7 @@ test('alice signs in through the login page and sees the portal with her name', 
 test('a wrong password is refused on the login page, bob sees no Sessions tab', async (t) => {
   const page = await browser.context.newPage();
   try {
-    await signIn(page, 'bob', 'not-his-password');
+    await submitLogin(page, sys, 'bob', 'not-his-password');
     await page.getByText('Unknown user or wrong password.').waitFor({ timeout: 10000 });
     assert.ok(page.url().startsWith(sys.issuer), 'still on the provider');
     await page.fill('input[name="username"]', 'bob');
