@@ -573,7 +573,10 @@ func (a *Auth) Redeem(c echo.Context) error {
 	if !a.opts.Now().Before(h.ExpiresAt) {
 		return apierror.New(http.StatusUnauthorized, "sign_in_expired", "The sign-in this hand-off came from has expired. Sign in again.")
 	}
-	if err := a.startSession(c, h.Identity, h.IDToken, h.ExpiresAt); err != nil {
+	if err := a.startSession(c, h.Identity, h.IDToken, h.ExpiresAt); errors.Is(err, ErrNoSession) {
+		// It expired between the check above and the store.
+		return apierror.New(http.StatusUnauthorized, "sign_in_expired", "The sign-in this hand-off came from has expired. Sign in again.")
+	} else if err != nil {
 		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Your sign-in could not be stored. Try again in a moment.", err)
 	}
 	return c.NoContent(http.StatusNoContent)

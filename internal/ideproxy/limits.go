@@ -1,7 +1,11 @@
 package ideproxy
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -124,7 +128,55 @@ func (p *Proxy) overLimit(c echo.Context, st *sessionState, sid, limit string) e
 		p.log.Warn("IDE request over a per-session cap", "session", sid, "limit", limit, "max", max,
 			"host", c.Request().Host, "path", c.Request().URL.Path)
 	}
+	if limit == limitWebSockets {
+		// A browser's WebSocket API shows nothing of a refused upgrade's
+		// body (only close code 1006): accept the upgrade here, without
+		// the workspace, and close it at once with 1008 and a reason
+		// naming the cap, which the page (and VS Code's log) can read.
+		reason := fmt.Sprintf("too many WebSockets in this edit session (%d, %s)", max, setting)
+		if err := closeAtUpgrade(c, 1008, reason); err == nil {
+			return nil
+		}
+	}
 	c.Response().Header().Set("Retry-After", strconv.Itoa(1))
 	return apierror.New(http.StatusTooManyRequests, code,
 		fmt.Sprintf("This edit session already has %d %s, the most allowed (%s). Close some of them or reload the IDE.", max, what, setting))
+}
+
+// errNotUpgradable means the request cannot be answered with a WebSocket
+// (no key, another version): the caller answers in HTTP instead.
+var errNotUpgradable = errors.New("not a WebSocket version 13 handshake")
+
+// closeAtUpgrade completes a WebSocket handshake and sends one close frame
+// (RFC 6455 §5.5.1) with code and reason, then ends the connection. It
+// holds nothing of the workspace's and at most a second of the client's
+// time, waiting for its closing frame so the close is not lost to a reset.
+func closeAtUpgrade(c echo.Context, code int, reason string) error {
+	r := c.Request()
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if key == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
+		return errNotUpgradable
+	}
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	conn, rw, err := c.Response().Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+	rw.Write([]byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)})
+	rw.WriteString(reason)
+	if err := rw.Flush(); err != nil {
+		return nil // the client is gone; the answer is given as far as it goes
+	}
+	if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(rw, 4096))
+	return nil
 }

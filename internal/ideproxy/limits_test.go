@@ -3,6 +3,7 @@ package ideproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -38,6 +39,35 @@ func roundTrip(c net.Conn, br interface{ Read([]byte) (int, error) }, msg string
 		return errors.New("echo: " + string(got))
 	}
 	return nil
+}
+
+// firstFrame writes msg and reads what comes back: the echo of msg (code
+// 0), or a close frame's code and reason.
+func firstFrame(c net.Conn, br interface{ Read([]byte) (int, error) }, msg string) (int, string, error) {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, msg); err != nil {
+		return 0, "", err
+	}
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(br, head); err != nil {
+		return 0, "", err
+	}
+	if head[0] != 0x88 {
+		rest := make([]byte, len(msg)-2)
+		if _, err := io.ReadFull(br, rest); err != nil {
+			return 0, "", err
+		}
+		if got := string(head) + string(rest); got != msg {
+			return 0, "", errors.New("echo: " + got)
+		}
+		return 0, "", nil
+	}
+	body := make([]byte, int(head[1]&0x7f))
+	if _, err := io.ReadFull(br, body); err != nil || len(body) < 2 {
+		return 0, "", fmt.Errorf("close frame: %v", err)
+	}
+	return int(body[0])<<8 | int(body[1]), string(body[2:]), nil
 }
 
 // sessionState of sid, for the counters.
@@ -85,21 +115,29 @@ func testWebSocketCapPerSession(t *testing.T, engine string) {
 					other.Add(1)
 					continue
 				}
-				if resp.StatusCode == http.StatusSwitchingProtocols {
-					if err := roundTrip(c, br, "hi"); err != nil {
-						other.Add(1)
-					}
+				if resp.StatusCode != http.StatusSwitchingProtocols {
+					c.Close()
+					other.Add(1)
+					continue
+				}
+				// Over the cap the gateway upgrades and closes at once
+				// with 1008 and a reason (a browser shows nothing of a
+				// refused upgrade); otherwise the workspace echoes.
+				code, reason, err := firstFrame(c, br, "hi")
+				switch {
+				case err != nil:
+					c.Close()
+					other.Add(1)
+				case code == 1008:
+					c.Close()
+					refused.Add(1)
+					bodies.Store(reason, true)
+				case code == 0:
 					mu.Lock()
 					open = append(open, c)
 					mu.Unlock()
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				c.Close()
-				if resp.StatusCode == http.StatusTooManyRequests {
-					refused.Add(1)
-					bodies.Store(string(body), true)
-				} else {
+				default:
+					c.Close()
 					other.Add(1)
 				}
 			}
@@ -153,8 +191,8 @@ func testWebSocketCapPerSession(t *testing.T, engine string) {
 	}
 	bodies.Range(func(k, _ any) bool {
 		body := k.(string)
-		if !strings.Contains(body, "too_many_websockets") || !strings.Contains(body, "IDE_MAX_WEBSOCKETS_PER_SESSION") || !strings.Contains(body, "16") {
-			t.Errorf("refusal body %q does not name the cap and its setting", body)
+		if !strings.Contains(body, "too many WebSockets") || !strings.Contains(body, "IDE_MAX_WEBSOCKETS_PER_SESSION") || !strings.Contains(body, "16") {
+			t.Errorf("close reason %q does not name the cap and its setting", body)
 		}
 		return true
 	})
@@ -351,9 +389,15 @@ func testWebSocketSlotsAreReleased(t *testing.T, engine string) {
 		c, _ := f.wsDial()
 		open = append(open, c)
 	}
-	if _, _, err := f.wsOpen(); err == nil || count() != 4 {
-		t.Fatalf("a fifth WebSocket: %v, count %d", err, count())
+	// A fifth is upgraded and closed at once with 1008, holding nothing.
+	fifth, br, err := f.wsOpen()
+	if err != nil {
+		t.Fatal(err)
 	}
+	if code, _, err := firstFrame(fifth, br, "hi"); err != nil || code != 1008 || count() != 4 {
+		t.Fatalf("a fifth WebSocket: close %d, %v, count %d", code, err, count())
+	}
+	fifth.Close()
 	f.end()
 	waitFor(t, "count 0 after the cut", func() bool { return count() == 0 })
 	for _, c := range open {

@@ -217,10 +217,16 @@ func (g *Gateway) prepare(body []byte) (*request, error) {
 	if err != nil {
 		return nil, invalid("The request could not be re-encoded.", err)
 	}
-	// The prompt is the messages and the tool definitions (the model
-	// reads both).
-	promptBytes := len(req["messages"]) + len(req["tools"]) + len(req["functions"])
-	return &request{body: out, stream: stream, prompt: estimateTokens(int64(promptBytes)), maxCompletion: completion}, nil
+	// The prompt is estimated from every field the model reads (the
+	// messages, tool definitions, response_format schemas, predictions,
+	// tool_choice), plus a flat charge per image: an image_url part is a
+	// few bytes of link but up to a few thousand tokens of input.
+	promptBytes := 0
+	for _, f := range []string{"messages", "tools", "functions", "tool_choice", "response_format", "prediction"} {
+		promptBytes += len(req[f])
+	}
+	prompt := estimateTokens(int64(promptBytes)) + imageTokens*int64(bytes.Count(req["messages"], []byte(`"image_url"`)))
+	return &request{body: out, stream: stream, prompt: prompt, maxCompletion: completion}, nil
 }
 
 // estimateTokens is a deliberately high token count for n bytes of text
@@ -231,6 +237,11 @@ func (g *Gateway) prepare(body []byte) (*request, error) {
 // when the provider reports nothing, so a silent provider cannot be used
 // to spend past the budget.
 func estimateTokens(n int64) int64 { return (n + 2) / 3 }
+
+// imageTokens is what an image part of a prompt is reserved at: providers
+// charge a high-detail image by its 512-pixel tiles, a few hundred tokens
+// each, about 1,500 for a typical screenshot.
+const imageTokens = 1500
 
 // present is a field's raw value unless it is absent or null.
 func present(req map[string]json.RawMessage, field string) (json.RawMessage, bool) {
@@ -308,13 +319,23 @@ func (g *Gateway) Complete(ctx context.Context, c Caller, body []byte, w http.Re
 	return charged, err
 }
 
+// whole is what a call is charged when its client left before the
+// provider reported usage: everything reserved. The provider may go on
+// producing (and billing) after the disconnect, and hidden reasoning
+// tokens never show in a stream, so an estimate from what was read would
+// make hanging up early a way to spend past the budget.
+func (r *request) whole() Usage {
+	return Usage{PromptTokens: r.prompt, CompletionTokens: r.maxCompletion}
+}
+
 // call sends req and copies the answer to w. It returns the tokens to
 // charge: the provider's figure when it gave one, else an estimate of what
 // it produced; nothing when it refused or was never reached.
 func (g *Gateway) call(ctx context.Context, req *request, w http.ResponseWriter) (Usage, error) {
 	// The provider's call ends with the client's request: if the client
 	// goes away mid-answer, the provider stops producing tokens nobody
-	// reads, and the call is charged an estimate of what it read.
+	// reads; without its usage figure the call is charged its whole
+	// reservation (whole).
 	preq, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.BaseURL+"/chat/completions", bytes.NewReader(req.body))
 	if err != nil {
 		return Usage{}, &ProviderError{Status: http.StatusBadGateway, Message: "the gateway's model provider address is not usable", Err: err}
@@ -327,9 +348,7 @@ func (g *Gateway) call(ctx context.Context, req *request, w http.ResponseWriter)
 	resp, err := g.cfg.HTTPClient.Do(preq)
 	if err != nil {
 		if ctx.Err() != nil {
-			// The client left while the provider was working on the
-			// prompt: charge the prompt, the part surely processed.
-			return Usage{PromptTokens: req.prompt}, fmt.Errorf("%w (%w)", errClientGone, err)
+			return req.whole(), fmt.Errorf("%w (%w)", errClientGone, err)
 		}
 		return Usage{}, transportError(err)
 	}
@@ -349,15 +368,17 @@ func (g *Gateway) call(ctx context.Context, req *request, w http.ResponseWriter)
 		if reported != nil {
 			return *reported, err
 		}
+		if ctx.Err() != nil {
+			return req.whole(), err
+		}
 		return Usage{PromptTokens: req.prompt, CompletionTokens: estimateTokens(produced)}, err
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		u := Usage{PromptTokens: req.prompt}
 		if ctx.Err() != nil {
-			return u, fmt.Errorf("%w (%w)", errClientGone, err)
+			return req.whole(), fmt.Errorf("%w (%w)", errClientGone, err)
 		}
-		return u, &ProviderError{Status: http.StatusBadGateway, Message: "the model provider's answer broke off", Err: err}
+		return Usage{PromptTokens: req.prompt}, &ProviderError{Status: http.StatusBadGateway, Message: "the model provider's answer broke off", Err: err}
 	}
 	var parsed struct {
 		Usage   *Usage `json:"usage"`

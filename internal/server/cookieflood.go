@@ -2,7 +2,6 @@ package server
 
 import (
 	"net"
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -24,37 +23,91 @@ const maxShedCookies = 200
 // workspace's page can set cookies for the parent domain; flooding it
 // would otherwise make every portal request too large for a proxy in front
 // (the gateway itself accepts 1 MiB of headers and reads only its own
-// cookies). Deletions can only match cookies set with Path=/, the path a
-// flood uses to reach every route; the request itself is served as usual.
-func shedForeignCookies(portalHost string, ours func(name string) bool) echo.MiddlewareFunc {
+// cookies). Deletions cover Path=/ and the request path's first levels (a
+// cookie's path cannot be read from the Cookie header); the request itself
+// is served as usual. Behind a proxy whose header buffer is smaller than a
+// flood (nginx's default 8 KiB), the request never gets here: README,
+// "Cookies on plain http", says what to raise.
+func shedForeignCookies(portalHost string, secure bool, ours func(name string) bool) echo.MiddlewareFunc {
 	domains := parentDomains(portalHost)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
+			lines := r.Header.Values("Cookie")
 			size := 0
-			for _, v := range r.Header.Values("Cookie") {
+			for _, v := range lines {
 				size += len(v)
 			}
 			if size <= cookieFloodBytes {
 				return next(c)
 			}
+			paths := pathPrefixes(r.URL.Path)
 			seen := map[string]bool{}
 			h := c.Response().Header()
-			for _, ck := range r.Cookies() {
-				if ours(ck.Name) || seen[ck.Name] || len(seen) == maxShedCookies {
-					continue
-				}
-				seen[ck.Name] = true
-				for _, d := range domains {
-					gone := &http.Cookie{Name: ck.Name, Value: "", Path: "/", Domain: d, MaxAge: -1}
-					if v := gone.String(); v != "" {
-						h.Add("Set-Cookie", v)
+			for _, line := range lines {
+				for _, part := range strings.Split(line, ";") {
+					// The names as the browser sent them: http.Request's
+					// parser skips names and values it finds invalid
+					// ("a(b", quotes), which browsers store all the same.
+					name, _, _ := strings.Cut(part, "=")
+					name = strings.TrimSpace(name)
+					if name == "" || !printable(name) || ours(name) || seen[name] || len(seen) == maxShedCookies {
+						continue
+					}
+					seen[name] = true
+					for _, d := range domains {
+						for _, p := range paths {
+							h.Add("Set-Cookie", deletion(name, d, p, secure))
+						}
 					}
 				}
 			}
 			return next(c)
 		}
 	}
+}
+
+// deletion is a Set-Cookie line that removes the cookie name set for
+// domain ("" for host-only) and path. Secure where the portal is a secure
+// origin: a browser lets only such a line touch a Secure cookie.
+func deletion(name, domain, path string, secure bool) string {
+	b := strings.Builder{}
+	b.WriteString(name + "=; Path=" + path)
+	if domain != "" {
+		b.WriteString("; Domain=" + domain)
+	}
+	b.WriteString("; Max-Age=0")
+	if secure {
+		b.WriteString("; Secure")
+	}
+	return b.String()
+}
+
+// pathPrefixes are the cookie paths that reach path: "/" and, for a
+// request to /api/me, "/api" and "/api/me" too (a flood set there would
+// reach only those routes), at most three deep.
+func pathPrefixes(path string) []string {
+	out := []string{"/"}
+	p := ""
+	for i, seg := range strings.Split(strings.Trim(path, "/"), "/") {
+		if seg == "" || i == 3 || !printable(seg) {
+			break
+		}
+		p += "/" + seg
+		out = append(out, p)
+	}
+	return out
+}
+
+// printable is true for visible ASCII without the characters that would
+// break a Set-Cookie line.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ';' || c == ',' {
+			return false
+		}
+	}
+	return true
 }
 
 // parentDomains lists "" (host-only) and every domain of at least two

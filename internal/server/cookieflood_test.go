@@ -28,9 +28,12 @@ func TestCookieFlood(t *testing.T) {
 		t.Fatalf("/api/me under a cookie flood: %d %.200s", w.Code, w.Body)
 	}
 	set := w.Header().Values("Set-Cookie")
+	// The portal is localhost (secure origin): host-only deletions (parent
+	// domains: TestParentDomains), for / and the request's path.
 	for _, want := range []string{
-		"toss000=; Path=/; Max-Age=0",
-		"toss179=; Path=/; Max-Age=0", // the portal is localhost: host-only (parent domains: TestParentDomains)
+		"toss000=; Path=/; Max-Age=0; Secure",
+		"toss179=; Path=/; Max-Age=0; Secure",
+		"toss179=; Path=/api/me; Max-Age=0; Secure",
 	} {
 		if !slices.Contains(set, want) {
 			t.Errorf("no %q among %d Set-Cookie lines (first %q)", want, len(set), set[:min(3, len(set))])
@@ -39,6 +42,17 @@ func TestCookieFlood(t *testing.T) {
 	for _, s := range set {
 		if strings.HasPrefix(s, env.auth.SessionCookieName()+"=") {
 			t.Errorf("the flood's answer deletes the session cookie: %q", s)
+		}
+	}
+
+	// Names Go's cookie parser skips (browsers keep them) are shed too.
+	r = req(http.MethodGet, "/api/me", nil)
+	r.Header.Set("Cookie", `a(b=1; d="q"r; c=x\y; `+strings.Join(flood, "; "))
+	w = env.do(r)
+	set = w.Header().Values("Set-Cookie")
+	for _, want := range []string{"a(b=; Path=/; Max-Age=0; Secure", `d=; Path=/; Max-Age=0; Secure`, `c=; Path=/api; Max-Age=0; Secure`} {
+		if !slices.Contains(set, want) {
+			t.Errorf("no %q", want)
 		}
 	}
 

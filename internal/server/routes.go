@@ -19,7 +19,7 @@ func (s *Server) portalRoutes(d Deps) {
 		requestMetrics(d.Metrics),
 		recoverPanics(d.Log),
 		securityHeaders(portalCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors), d.Config.PublicURL.Scheme == "https"),
-		shedForeignCookies(s.portalHost, d.Auth.OwnsCookie),
+		shedForeignCookies(s.portalHost, config.SecureCookies(d.Config.PublicURL.Scheme, s.portalHost), d.Auth.OwnsCookie),
 		// The model endpoint takes long conversations; every other route
 		// is held to 1 MiB below.
 		middleware.BodyLimit("4MiB"),

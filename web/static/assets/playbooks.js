@@ -93,7 +93,10 @@ export function statusSwitch(p, { onUpdated, label } = {}) {
     btn.setAttribute('aria-busy', 'true');
     err.textContent = '';
     try {
-      const updated = await setActive(current, activate);
+      // The version this page shows, never "whatever is latest when the
+      // request lands": a save made meanwhile stays unreviewed, not live.
+      const shown = /** @type {any} */ (current).latestVersion || /** @type {any} */ (current).currentVersion || null;
+      const updated = await setActive(current, activate, activate ? shown : null);
       current = { ...current, ...updated };
       paint();
       const v = /** @type {any} */ (current).activeVersion;
