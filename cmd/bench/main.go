@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.warmCalls, "warm-calls", 10000, "Ensure calls on a ready workspace")
 	flag.IntVar(&o.lockCalls, "lock-calls", 10000, "edit lock acquire+release pairs")
 	flag.IntVar(&o.idle, "idle", 1000, "idle WebSockets for the memory figure")
-	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy,markdown", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save, markdown")
+	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy,markdown,egress,secrets", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save, markdown, egress, secrets")
 	flag.StringVar(&o.image, "image", "localhost/playbook-workspace:latest", "workspace image for the Docker runtime")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, nginx.conf) for inspection")
 	flag.Parse()
@@ -182,6 +182,16 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 	}
 	if o.only["proxy"] || o.only["http"] || o.only["ws"] || o.only["save"] {
 		if err := benchProxy(ctx, p, o, out, cl); err != nil {
+			return err
+		}
+	}
+	if o.only["egress"] {
+		if err := benchEgress(ctx, 5000, out); err != nil {
+			return err
+		}
+	}
+	if o.only["secrets"] {
+		if err := benchSecrets(20000, out); err != nil {
 			return err
 		}
 	}

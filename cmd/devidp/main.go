@@ -41,6 +41,7 @@ type config struct {
 	clientSecret           string
 	redirectURIs           []string
 	postLogoutRedirectURIs []string
+	ccClients              []ccClient // client-credentials clients (DEVIDP_CC_CLIENTS)
 }
 
 // parseConfig reads flags, falling back to DEVIDP_* environment variables
@@ -53,7 +54,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return def
 	}
 	var c config
-	var redirects, postLogout string
+	var redirects, postLogout, ccClients string
 	fs := flag.NewFlagSet("devidp", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.StringVar(&c.addr, "addr", env("DEVIDP_ADDR", "127.0.0.1:8081"), "listen address (DEVIDP_ADDR)")
@@ -63,9 +64,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.clientSecret, "client-secret", env("DEVIDP_CLIENT_SECRET", "dev-secret"), "client secret (DEVIDP_CLIENT_SECRET)")
 	fs.StringVar(&redirects, "redirect-uris", env("DEVIDP_REDIRECT_URIS", "http://playbooks.localhost:8080/auth/callback"), "comma-separated redirect URIs (DEVIDP_REDIRECT_URIS)")
 	fs.StringVar(&postLogout, "post-logout-redirect-uris", env("DEVIDP_POST_LOGOUT_REDIRECT_URIS", "http://playbooks.localhost:8080/"), "comma-separated post-logout redirect URIs (DEVIDP_POST_LOGOUT_REDIRECT_URIS)")
+	fs.StringVar(&ccClients, "cc-clients", env("DEVIDP_CC_CLIENTS", ""), "comma-separated id:secret[:scope scope…] clients of the client-credentials grant (DEVIDP_CC_CLIENTS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	cc, err := parseCCClients(ccClients)
+	if err != nil {
+		return config{}, fmt.Errorf("-cc-clients (DEVIDP_CC_CLIENTS): %w", err)
+	}
+	c.ccClients = cc
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
@@ -109,6 +116,11 @@ func (c config) validate() error {
 	for _, u := range c.postLogoutRedirectURIs {
 		if err := checkAbsoluteURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("-post-logout-redirect-uris (DEVIDP_POST_LOGOUT_REDIRECT_URIS): %q: %w", u, err))
+		}
+	}
+	for _, cc := range c.ccClients {
+		if cc.id == c.clientID {
+			errs = append(errs, fmt.Errorf("-cc-clients (DEVIDP_CC_CLIENTS): client %q is already the sign-in client (-client-id)", cc.id))
 		}
 	}
 	return errors.Join(errs...)
@@ -191,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("devidp listening", "addr", ln.Addr().String(), "issuer", cfg.issuer,
-		"client_id", cfg.clientID, "redirect_uris", cfg.redirectURIs, "users", len(users.byUsername))
+		"client_id", cfg.clientID, "redirect_uris", cfg.redirectURIs, "cc_clients", len(cfg.ccClients), "users", len(users.byUsername))
 
 	select {
 	case err := <-serveErr:
@@ -220,6 +232,9 @@ func newHandler(cfg config, users *userStore, log *slog.Logger) (http.Handler, e
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i := range cfg.ccClients {
+		store.ccClients[cfg.ccClients[i].id] = &cfg.ccClients[i]
 	}
 	var cryptoKey [32]byte // encrypts codes and opaque access tokens
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
@@ -258,7 +273,7 @@ func newHandler(cfg config, users *userStore, log *slog.Logger) (http.Handler, e
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "Signed out of the Playbook Studio dev provider.\n")
 	})
-	mux.Handle("/", provider)
+	mux.Handle("/", withAudience(provider.TokenEndpoint().Relative(), provider))
 	return logRequests(log, mux), nil
 }
 

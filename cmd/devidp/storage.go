@@ -35,8 +35,10 @@ var errNotFound = errors.New("not found or expired")
 type storage struct {
 	users  *userStore
 	client *client
-	key    *signingKey
-	now    func() time.Time
+	// ccClients are the client-credentials clients, fixed after construction.
+	ccClients map[string]*ccClient
+	key       *signingKey
+	now       func() time.Time
 
 	mu           sync.Mutex
 	authRequests map[string]*authRequest // by id
@@ -57,6 +59,7 @@ func newStorage(users *userStore, c *client) (*storage, error) {
 	return &storage{
 		users:        users,
 		client:       c,
+		ccClients:    make(map[string]*ccClient),
 		key:          &signingKey{id: rand.Text(), key: rsaKey},
 		now:          time.Now,
 		authRequests: make(map[string]*authRequest),
@@ -296,8 +299,11 @@ func (s *storage) completeLogin(id, sub string) error {
 
 func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
 	var clientID string
-	if a, ok := req.(*authRequest); ok {
-		clientID = a.clientID
+	switch r := req.(type) {
+	case *authRequest:
+		clientID = r.clientID
+	case *ccTokenRequest:
+		clientID = r.clientID
 	}
 	now := s.now()
 	t := &accessToken{

@@ -26,6 +26,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/egress"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/llm"
@@ -50,6 +51,9 @@ func main() {
 // run is the real main: everything it needs comes in as arguments, so
 // tests start whole gateways in-process and stop them by cancelling ctx.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "secrets" {
+		return runSecrets(ctx, args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -90,6 +94,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer records.Store.Close()
+	integrations, integrationStore, err := newIntegrations(cfg, auditLog, log, playbookUsage(records.Store))
+	if err != nil {
+		return err
+	}
+	// Every integration call (Test connection now, playbook runs later)
+	// goes out through this one egress: profile secrets added here, never
+	// seen by the caller.
+	calls, err := egress.New(egress.Config{AllowCIDRs: cfg.EgressAllowCIDRs, Timeout: cfg.EgressTimeout, MaxResponseBytes: cfg.EgressMaxResponseBytes}, integrations, log)
+	if err != nil {
+		return err
+	}
+	defer integrationStore.Close()
 	sessions, err := editsession.New(editsession.Config{
 		TTL:       cfg.EditSessionTTL,
 		IDEURL:    cfg.IDEHost.URL,
@@ -152,7 +168,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv, err := server.New(server.Deps{LLM: models, Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
-		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog, Playbooks: records.Store})
+		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog, Playbooks: records.Store,
+		Integrations: integrations, Egress: calls})
 	if err != nil {
 		return err
 	}

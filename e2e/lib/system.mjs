@@ -108,7 +108,8 @@ async function stopWorkspaces(dataDir) {
 
 // startSystem returns { portal, issuer, dataDir, stop(), logs() }.
 // opts.env adds gateway settings (e.g. LLM_BASE_URL, LLM_MODEL, LLM_API_KEY,
-// LLM_DAILY_TOKEN_BUDGET); opts.users is a users file for the dev provider;
+// LLM_DAILY_TOKEN_BUDGET); opts.users is a users file for the dev provider,
+// opts.idpEnv more of its settings (e.g. DEVIDP_CC_CLIENTS);
 // opts.gwPort picks the gateway's port. Workspaces reach the gateway at its
 // default WORKSPACE_GATEWAY_URL (http://127.0.0.1:PORT for the local runtime).
 export async function startSystem(opts = {}) {
@@ -127,6 +128,7 @@ export async function startSystem(opts = {}) {
     DEVIDP_REDIRECT_URIS: `${portal}/auth/callback`,
     DEVIDP_POST_LOGOUT_REDIRECT_URIS: `${portal}/`,
     ...(opts.users ? { DEVIDP_USERS: opts.users } : {}),
+    ...(opts.idpEnv || {}),
   });
   const gw = start('gateway', 'gateway', [], {
     LISTEN_ADDR: `127.0.0.1:${gwPort}`,

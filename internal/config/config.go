@@ -85,7 +85,21 @@ type Config struct {
 	LLMDailyTokenBudget int64  // LLM_DAILY_TOKEN_BUDGET
 	LLMMaxTokens        int64  // LLM_MAX_TOKENS: completion tokens one call may ask for (and reserves)
 	PlaybookLimit       int    // PLAYBOOK_LIMIT
+	IntegrationLimit    int    // INTEGRATION_LIMIT
 	ValidatorPython     string // VALIDATOR_PYTHON: python3 that parses playbooks (never runs them)
+
+	// The master key of integration secrets (never logged): at most one of
+	// SecretsKey and SecretsKeyFile; neither: DATA_DIR/secrets.key. The
+	// previous key still opens during a rotation.
+	SecretsKey             string // SECRETS_KEY
+	SecretsKeyFile         string // SECRETS_KEY_FILE
+	SecretsKeyPrevious     string // SECRETS_KEY_PREVIOUS
+	SecretsKeyPreviousFile string // SECRETS_KEY_PREVIOUS_FILE
+
+	// The egress of integration calls (internal/egress).
+	EgressAllowCIDRs       []*net.IPNet  // EGRESS_ALLOW_CIDRS: private/loopback ranges integration calls may reach
+	EgressTimeout          time.Duration // EGRESS_TIMEOUT
+	EgressMaxResponseBytes int64         // EGRESS_MAX_RESPONSE_BYTES
 
 	LogLevel string // LOG_LEVEL: debug | info | warn | error
 }
@@ -157,7 +171,15 @@ func Settings() []Setting {
 		{"LLM_DAILY_TOKEN_BUDGET", "8000000", "AI tokens per tenant per UTC day"},
 		{"LLM_MAX_TOKENS", "8192", "completion tokens one AI call may ask for: a larger max_tokens is lowered to it, a call without one gets it; each call reserves this plus an estimate of its prompt from the day's budget until the provider reports its real use"},
 		{"PLAYBOOK_LIMIT", "100", "playbooks per tenant"},
+		{"INTEGRATION_LIMIT", "500", "integration profiles per tenant"},
+		{"SECRETS_KEY", "", "the master key that wraps integration secrets' data keys: 32 bytes as base64 or hex (openssl rand -hex 32; never logged). Empty with SECRETS_KEY_FILE empty: DATA_DIR/secrets.key, created (mode 0600) on first start"},
+		{"SECRETS_KEY_FILE", "", "a file holding the master key instead (base64 or hex; must not be readable by group or others)"},
+		{"SECRETS_KEY_PREVIOUS", "", "during a master key rotation: the previous key, which still opens data keys until gateway secrets rotate has re-wrapped them"},
+		{"SECRETS_KEY_PREVIOUS_FILE", "", "the previous key from a file instead"},
 		{"VALIDATOR_PYTHON", "python3", "the Python 3.10+ that checks saved playbooks: it parses them and lists the standard library's modules, never runs them"},
+		{"EGRESS_ALLOW_CIDRS", "", "CIDRs that integration calls may reach although they are private, loopback, link-local or otherwise internal (e.g. 10.20.0.0/16 for an on-premises ticketing system); checked on the address actually dialled. Empty: public addresses only"},
+		{"EGRESS_TIMEOUT", "30s", "how long one integration call (and its OAuth2 token request) may take, answer included"},
+		{"EGRESS_MAX_RESPONSE_BYTES", "5m", "largest integration answer body kept (bytes, or with k, m, g); a longer one is cut and marked truncated. Also the largest request body a call may send"},
 		{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	}
 }
@@ -287,6 +309,18 @@ func parse(get func(string) string) (*Config, error) {
 	c.WorkspaceReadyTimeout = duration(get, "WORKSPACE_READY_TIMEOUT", time.Second, 30*time.Minute, bad)
 	c.MaxConcurrentSpawns = int(integer(get, "MAX_CONCURRENT_SPAWNS", 1, 1000, bad))
 	c.PlaybookLimit = int(integer(get, "PLAYBOOK_LIMIT", 1, 1_000_000, bad))
+	c.IntegrationLimit = int(integer(get, "INTEGRATION_LIMIT", 1, 1_000_000, bad))
+	c.SecretsKey, c.SecretsKeyFile = get("SECRETS_KEY"), get("SECRETS_KEY_FILE")
+	c.SecretsKeyPrevious, c.SecretsKeyPreviousFile = get("SECRETS_KEY_PREVIOUS"), get("SECRETS_KEY_PREVIOUS_FILE")
+	if c.SecretsKey != "" && c.SecretsKeyFile != "" {
+		bad("SECRETS_KEY_FILE", "set SECRETS_KEY or SECRETS_KEY_FILE, not both")
+	}
+	if c.SecretsKeyPrevious != "" && c.SecretsKeyPreviousFile != "" {
+		bad("SECRETS_KEY_PREVIOUS_FILE", "set SECRETS_KEY_PREVIOUS or SECRETS_KEY_PREVIOUS_FILE, not both")
+	}
+	c.EgressAllowCIDRs = cidrs(get, "EGRESS_ALLOW_CIDRS", bad)
+	c.EgressTimeout = duration(get, "EGRESS_TIMEOUT", time.Second, 10*time.Minute, bad)
+	c.EgressMaxResponseBytes = byteSize(get, "EGRESS_MAX_RESPONSE_BYTES", 1<<10, 1<<30, bad)
 	c.LLMDailyTokenBudget = integer(get, "LLM_DAILY_TOKEN_BUDGET", 0, 1<<50, bad)
 	c.LLMMaxTokens = integer(get, "LLM_MAX_TOKENS", 1, 1<<20, bad)
 	if c.LLMDailyTokenBudget > 0 && c.LLMMaxTokens > c.LLMDailyTokenBudget {

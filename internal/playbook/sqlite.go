@@ -10,16 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
+	"github.com/playbookstudio/gateway/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -28,16 +23,7 @@ var migrationFiles embed.FS
 // ErrSchemaTooNew is returned by NewSQLite when the database was migrated by
 // a newer program than this one: its schema holds versions this binary does
 // not know, and writing to it could corrupt it.
-var ErrSchemaTooNew = errors.New("playbook: the database schema is newer than this program")
-
-// timeFormat is RFC 3339 in UTC with a fixed nine-digit fraction, so stored
-// times round-trip to the nanosecond and sort as text.
-const timeFormat = "2006-01-02T15:04:05.000000000Z"
-
-// busyTimeoutMS bounds how long a connection waits for a lock held by
-// another process on the same file. Writers of this process never contend:
-// they share one connection.
-const busyTimeoutMS = 10000
+var ErrSchemaTooNew = sqlstore.ErrSchemaTooNew
 
 // SQLite is the embedded Store. Writes go through a single connection (so
 // concurrent saves queue in the process instead of failing with
@@ -56,186 +42,24 @@ var _ Store = (*SQLite)(nil)
 // its schema up to date. The file's folder is created with mode 0700, the
 // file has mode 0600. now stamps saves; nil means time.Now.
 func NewSQLite(path string, now func() time.Time) (*SQLite, error) {
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
-		return nil, fmt.Errorf("playbook: sqlite: need a file path, got %q", path)
-	}
-	if strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("playbook: sqlite: path %q must not contain ? or #", path)
-	}
 	if now == nil {
 		now = time.Now
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	// Create the file ourselves so it gets 0600 whatever the umask; SQLite
-	// gives its -wal and -shm files the main file's mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	f.Close()
-	if err := os.Chmod(abs, 0o600); err != nil {
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-
-	bt := strconv.Itoa(busyTimeoutMS)
-	w, err := sql.Open("sqlite", abs+"?_busy_timeout="+bt+"&_foreign_keys=1&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := migrate(ctx, w); err != nil {
-		w.Close()
-		return nil, err
-	}
-
-	r, err := sql.Open("sqlite", abs+"?_busy_timeout="+bt+"&_foreign_keys=1&_query_only=1")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
-	if err := r.PingContext(ctx); err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	return &SQLite{w: w, r: r, now: now}, nil
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	db, err := sqlstore.Open(sqlstore.Options{Path: path, Migrations: migrationFiles, Dir: "migrations", Label: "playbook: sqlite"})
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("playbook: sqlite: bad migration file name %q", name)
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			return nil, err
-		}
-		if len(ms) > 0 && ms[len(ms)-1].version == v {
-			return nil, fmt.Errorf("playbook: sqlite: two migrations numbered %d", v)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	return ms, nil
+	return &SQLite{w: db.W, r: db.R, now: now}, nil
 }
 
-// migrate applies the embedded migrations the database lacks, each in its
-// own transaction, and refuses a database that knows versions this program
-// does not.
-func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		applied_at TEXT NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	known := map[int]bool{}
-	for _, m := range ms {
-		known[m.version] = true
-	}
-	rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		return fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	applied := map[int]bool{}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("playbook: sqlite: %w", err)
-		}
-		if !known[v] {
-			rows.Close()
-			return fmt.Errorf("%w: the database has schema version %d, this program knows up to %d",
-				ErrSchemaTooNew, v, ms[len(ms)-1].version)
-		}
-		applied[v] = true
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return fmt.Errorf("playbook: sqlite: %w", err)
-	}
-	rows.Close()
-
-	for _, m := range ms {
-		if applied[m.version] {
-			continue
-		}
-		if err := applyMigration(ctx, db, m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
-	}
-	defer tx.Rollback()
-	// Another process may have applied it since we looked.
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		m.version, formatTime(time.Now())); err != nil {
-		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("playbook: sqlite: migration %s: %w", m.name, err)
-	}
-	return nil
-}
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+func formatTime(t time.Time) string { return sqlstore.FormatTime(t) }
 
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := sqlstore.ParseTime(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("playbook: sqlite: bad stored time %q: %w", s, err)
+		return time.Time{}, fmt.Errorf("playbook: sqlite: %w", err)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // stamp is the store's clock, in UTC without a monotonic reading, so what
@@ -273,14 +97,7 @@ func isUUID(s string) bool {
 	return true
 }
 
-func isUnique(err error) bool {
-	var e *sqlite.Error
-	if errors.As(err, &e) {
-		// SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
-		return e.Code() == 2067 || e.Code() == 1555
-	}
-	return false
-}
+func isUnique(err error) bool { return sqlstore.IsUnique(err) }
 
 func wrap(op string, err error) error {
 	if err == nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/editlock"
 	"github.com/playbookstudio/gateway/internal/editsession"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
+	"github.com/playbookstudio/gateway/internal/integration"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
@@ -101,9 +102,18 @@ type testEnv struct {
 	// playbooks is the server's store, for tests that save versions
 	// without a workspace.
 	playbooks playbook.Store
+	// deps are what the server was built with.
+	deps Deps
 }
 
 func newTestEnv(t *testing.T, env map[string]string) *testEnv {
+	t.Helper()
+	return newTestEnvWith(t, env, nil)
+}
+
+// newTestEnvWith is newTestEnv with deps adjusted by tweak before the
+// server is built (nil: none).
+func newTestEnvWith(t *testing.T, env map[string]string, tweak func(*Deps)) *testEnv {
 	t.Helper()
 	vars := map[string]string{
 		"OIDC_ISSUER":             "http://127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t)),
@@ -146,11 +156,14 @@ func newTestEnv(t *testing.T, env map[string]string) *testEnv {
 	}
 	m := metrics.New()
 	deps := fullDeps(t, Deps{Config: cfg, Log: log, Auth: a, KV: store, Metrics: m, Web: files})
+	if tweak != nil {
+		tweak(&deps)
+	}
 	srv, err := New(deps)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
-	return &testEnv{srv: srv, cfg: cfg, auth: a, store: store, metrics: m, logs: logs, playbooks: deps.Playbooks}
+	return &testEnv{srv: srv, cfg: cfg, auth: a, store: store, metrics: m, logs: logs, playbooks: deps.Playbooks, deps: deps}
 }
 
 // do serves one request in process.
@@ -338,5 +351,38 @@ func fullDeps(t *testing.T, d Deps) Deps {
 		t.Fatal(err)
 	}
 	d.LLM = g
+	d.Integrations = testIntegrations(t, d, nil)
 	return d
+}
+
+// testIntegrations is a profile service over SQLite in the config's data
+// directory (a temporary one without), auditing to d.Audit.
+func testIntegrations(t *testing.T, d Deps, inUse integration.InUse) *integration.Service {
+	t.Helper()
+	dir := d.Config.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ps, err := integration.NewSQLite(filepath.Join(dir, "integrations.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	keys, err := integration.NewKeyring(bytes.Repeat([]byte{7}, integration.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	limit := d.Config.IntegrationLimit
+	if limit == 0 {
+		limit = 500
+	}
+	svc, err := integration.NewService(integration.ServiceConfig{Store: ps, Keys: keys, Audit: d.Audit, Log: log, Limit: limit, InUse: inUse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

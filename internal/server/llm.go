@@ -100,12 +100,3 @@ func handleLLMUsage(g *llm.Gateway) echo.HandlerFunc {
 		return c.JSON(http.StatusOK, u)
 	}
 }
-
-// handleIntegrationProfiles lists the tenant's integration profiles (name,
-// base URL, auth method; never secrets). Profiles get their own store in a
-// later change; until then the list is honestly empty.
-func handleIntegrationProfiles() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]any{"profiles": []any{}})
-	}
-}

@@ -86,7 +86,14 @@ func (s *Server) portalRoutes(d Deps) {
 	// token: the provider key never leaves the gateway).
 	e.POST("/api/llm/v1/chat/completions", handleLLMCompletions(d.LLM, d.Metrics), wsToken)
 	e.GET("/api/llm/usage", handleLLMUsage(d.LLM), sessionOrWorkspaceToken(wsToken, signedIn))
-	e.GET("/api/integration-profiles", handleIntegrationProfiles(), sessionOrWorkspaceToken(wsToken, signedIn))
+	// Integration profiles: anyone signed in (and the agent, with its
+	// workspace's token) sees them, never a secret; automation changes them.
+	e.GET("/api/integration-profiles", handleIntegrationList(d.Integrations), sessionOrWorkspaceToken(wsToken, signedIn))
+	e.GET("/api/integration-profiles/:id", handleIntegrationGet(d.Integrations), signedIn...)
+	e.POST("/api/integration-profiles", handleIntegrationCreate(d.Integrations), automation...)
+	e.PATCH("/api/integration-profiles/:id", handleIntegrationUpdate(d.Integrations), automation...)
+	e.DELETE("/api/integration-profiles/:id", handleIntegrationDelete(d.Integrations), automation...)
+	e.POST("/api/integration-profiles/:id/test", handleIntegrationTest(d.Integrations, d.Egress, d.Log), automation...)
 
 	// The outer portals the postMessage API talks to (public).
 	e.GET("/api/embed-config", handleEmbedConfig(d.Config.AllowedFrameAncestors))

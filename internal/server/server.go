@@ -20,7 +20,9 @@ import (
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
 	"github.com/playbookstudio/gateway/internal/editsession"
+	"github.com/playbookstudio/gateway/internal/egress"
 	"github.com/playbookstudio/gateway/internal/ideproxy"
+	"github.com/playbookstudio/gateway/internal/integration"
 	"github.com/playbookstudio/gateway/internal/kv"
 	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
@@ -43,6 +45,11 @@ type Deps struct {
 	Audit      audit.Log
 	Playbooks  playbook.Store
 	LLM        *llm.Gateway
+	// Integrations are the tenant's integration profiles.
+	Integrations integration.Profiles
+	// Egress makes the calls of Test connection; nil until it is wired:
+	// the test route then answers 501.
+	Egress egress.Doer
 }
 
 // Server answers on two kinds of host: the portal host (portal, /auth,
@@ -63,7 +70,7 @@ type Server struct {
 // New validates deps and builds the routes.
 func New(d Deps) (*Server, error) {
 	if d.Config == nil || d.Log == nil || d.Auth == nil || d.KV == nil || d.Metrics == nil || d.Web == nil || d.Workspaces == nil ||
-		d.Sessions == nil || d.IDE == nil || d.Audit == nil || d.Playbooks == nil || d.LLM == nil {
+		d.Sessions == nil || d.IDE == nil || d.Audit == nil || d.Playbooks == nil || d.LLM == nil || d.Integrations == nil {
 		return nil, errors.New("server: every dependency is required")
 	}
 	if _, err := fs.Stat(d.Web, "index.html"); err != nil {

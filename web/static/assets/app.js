@@ -11,6 +11,7 @@ import { initPlaybooks, showPlaybooks } from './playbooks.js';
 import { initPlaybookPage, showPlaybook } from './playbook-page.js';
 import { hideEditor, initEditor, showEditor } from './editor.js';
 import { hideSessions, initSessions, showSessions } from './sessions.js';
+import { hideIntegrations, initIntegrations, showIntegrations } from './integrations.js';
 
 export { api, ApiError, csrfToken } from './core.js';
 
@@ -140,6 +141,7 @@ function render({ focus = false } = {}) {
 
   if (currentView === 'editor' && view !== 'editor') hideEditor();
   if (currentView === 'sessions' && view !== 'sessions') hideSessions();
+  if (currentView === 'integrations' && view !== 'integrations') hideIntegrations();
   currentView = view;
   setView(view);
 
@@ -147,6 +149,7 @@ function render({ focus = false } = {}) {
   else if (view === 'playbook') showPlaybook(params);
   else if (view === 'editor') showEditor(params, search);
   else if (view === 'sessions') showSessions();
+  else if (view === 'integrations') showIntegrations(search);
 
   if (focus) {
     const h1 = /** @type {HTMLElement | null} */ (document.querySelector(`[data-view="${view}"] h1`));
@@ -316,6 +319,7 @@ async function loadMe() {
   initPlaybookPage();
   initEditor();
   initSessions();
+  initIntegrations();
   if (framed()) {
     document.body.classList.add('framed');
     $('signout-form').addEventListener('submit', signOutFramed);

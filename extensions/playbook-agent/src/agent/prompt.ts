@@ -85,12 +85,27 @@ incidentId, serviceSource, detectionSource, category, mitreTechniques, systemTag
 - also deviceEvidence, processEvidence, fileEvidence, cloudApplicationEvidence.
 Each entity has verdict, remediationStatus and roles.`;
 
+/** Where a user creates a missing profile: the link above the IDE keeps the editor open. */
+export const ADD_INTEGRATION_WHERE = 'the **Add integration** link at the top of this page, above the editor, opens the form without leaving the editor ' +
+  '(or, in the portal, Automation > Integration profiles > Add integration). Once it exists it appears in this list.';
+
+// The portal's labels of the methods (API.md "Integration profiles") and the fields each asks for.
+const METHOD_HINTS = [
+  'OAuth2 client credentials: token endpoint, client ID, client secret, scopes',
+  'API key: in a header or query parameter, its name, the key',
+  'AWS Signature Version 4: region, service, access key ID, secret access key',
+  'Basic: user name and password',
+  'Bearer token / JWT: the token',
+  'Hawk: key ID, algorithm, key',
+].join('; ');
+
 function profilesSection(profiles: Profile[] | undefined): string {
   const rules = `Every external service the playbook calls needs an integration profile, used by its exact name with ctx.integration(name). \
-When the plan needs a profile that is not in this list, say so plainly in the plan and in your reply: name the profile the user must create \
-(a name, the service's base API URL, and the authentication method: OAuth2 Client Credentials, API Key, AWS Auth, User and Password, Bearer/JWT or Hawk), \
-and tell them where: in the portal, Automation > Integration Profiles > Create; they can Save, create it, and come back. \
-You may still write the code against that profile name. Never ask for or handle secrets yourself.`;
+When the plan needs a profile that is not in this list, say so plainly in the plan and in your reply, and say exactly which profile to create: \
+its name (the one the code uses), the service's base API URL, and the authentication method with what it asks for \
+(${METHOD_HINTS}). \
+Tell them where: ${ADD_INTEGRATION_WHERE} \
+You may still write the code against that profile name. Never ask for or handle secrets yourself: the user types them into the form, never into the chat.`;
   if (profiles === undefined) {
     return `# Integration profiles of this tenant\nThe list could not be fetched right now. Assume the profiles the plan needs do not exist yet and name them for the user.\n${rules}`;
   }

@@ -339,7 +339,7 @@ export class AgentSession {
       for (const f of files) await this.opts.folder.write(f.path, f.content);
       this.notice(`Wrote the template "${t.title}": ${files.map((f) => f.path).join(', ')}. ` +
         `It uses the integration profile${t.integrations.length === 1 ? '' : 's'} ${t.integrations.map((i) => `"${i}"`).join(', ')}: ` +
-        'create any that does not exist yet in the portal (Automation > Integration Profiles).');
+        'create any that does not exist yet with the Add integration link at the top of this page (or in the portal, Automation > Integration profiles).');
       this.notes.push(`The user applied the template "${t.title}", which wrote ${files.map((f) => f.path).join(', ')}.`);
       this.opts.onFileWritten?.('playbook.py');
       this.setStatus('running', 'Validating…');
