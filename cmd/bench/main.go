@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.warmCalls, "warm-calls", 10000, "Ensure calls on a ready workspace")
 	flag.IntVar(&o.lockCalls, "lock-calls", 10000, "edit lock acquire+release pairs")
 	flag.IntVar(&o.idle, "idle", 1000, "idle WebSockets for the memory figure")
-	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy,markdown,egress,secrets", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save, markdown, egress, secrets")
+	flag.StringVar(&only, "only", "workspaces,docker,lock,proxy,markdown,egress,secrets,runner", "groups to run (comma separated): workspaces, docker, lock, proxy (= http, ws and save), http, ws, save, markdown, egress, secrets, runner")
 	flag.StringVar(&o.image, "image", "localhost/playbook-workspace:latest", "workspace image for the Docker runtime")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, nginx.conf) for inspection")
 	flag.Parse()
@@ -192,6 +192,11 @@ func run(ctx context.Context, o options, cl *cleanups) error {
 	}
 	if o.only["secrets"] {
 		if err := benchSecrets(20000, out); err != nil {
+			return err
+		}
+	}
+	if o.only["runner"] {
+		if err := benchRunner(ctx, 15, 20, 30, out); err != nil {
 			return err
 		}
 	}

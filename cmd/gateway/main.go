@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/playbookstudio/gateway/internal/alert"
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
@@ -127,6 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			RolesClaim:    cfg.OIDCRolesClaim,
 			RoleMap:       cfg.OIDCRoleMap,
 			DefaultRoles:  cfg.OIDCDefaultRoles,
+			GroupsClaim:   cfg.OIDCGroupsClaim,
 		},
 		SessionMaxAge: cfg.SessionMaxAge,
 		CrossSite:     cfg.CookieCrossSite,
@@ -167,9 +169,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	alerts, alertStore, err := newAlerts(ctx, cfg, auditLog, log)
+	if err != nil {
+		return err
+	}
+	defer alertStore.Close()
+	runs, err := newRunner(cfg, log, alerts, records.Store, calls, integrations)
+	if err != nil {
+		return err
+	}
+	if runs != nil {
+		defer runs.Close()
+	}
 	srv, err := server.New(server.Deps{LLM: models, Config: cfg, Log: log, Auth: authn, KV: store, Metrics: m, Web: files,
 		Workspaces: workspaces, Sessions: sessions, IDE: ide, Audit: auditLog, Playbooks: records.Store,
-		Integrations: integrations, Egress: calls})
+		Integrations: integrations, Egress: calls, Alerts: alerts, Runs: runs})
 	if err != nil {
 		return err
 	}
@@ -339,6 +353,47 @@ func newRecords(cfg *config.Config) (*editsession.Records, error) {
 		return nil, fmt.Errorf("VALIDATOR_PYTHON: %w", err)
 	}
 	return &editsession.Records{Store: store, Validator: v, Limits: playbook.DefaultLimits, PlaybookLimit: cfg.PlaybookLimit}, nil
+}
+
+// devIssuer is the dev OpenID provider's address: make run starts it when
+// the gateway points there, so it marks a local run.
+const devIssuer = "http://localhost:8081"
+
+// newAlerts opens the alert store (DATA_DIR/alerts.db) and builds the
+// service. The first start of a single-tenant gateway creates a source
+// "default" and writes a key for it to DATA_DIR/default-source.key, so a
+// newcomer can post an alert at once (the README's curl line); a local
+// run with the dev provider adds two sources restricted to groups.
+func newAlerts(ctx context.Context, cfg *config.Config, al audit.Log, log *slog.Logger) (*alert.Service, io.Closer, error) {
+	store, err := alert.NewSQLite(filepath.Join(cfg.DataDir, "alerts.db"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+	svc, err := alert.New(alert.Config{Store: store, Audit: al, Log: log})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	if cfg.OIDCTenantClaim != "" {
+		// Tenants come from sign-in: no tenant is known to seed.
+		return svc, store, nil
+	}
+	seeds := []alert.Seed{{Name: "default"}}
+	if cfg.OIDCIssuer == devIssuer {
+		seeds = append(seeds, alert.Seed{Name: "sentinel-eu", Groups: []string{"soc-eu"}}, alert.Seed{Name: "sentinel-us", Groups: []string{"soc-us"}})
+	}
+	keyFile := filepath.Join(cfg.DataDir, "default-source.key")
+	wrote, err := svc.EnsureDefaults(ctx, cfg.OIDCDefaultTenant, seeds, keyFile)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("the default alert source: %w", err)
+	}
+	if wrote {
+		log.Info("created the alert source \"default\"; post alerts with the key in this file", "path", keyFile)
+	} else if _, err := os.Stat(keyFile); err == nil {
+		log.Info("the alert source \"default\"'s key is in this file", "path", keyFile)
+	}
+	return svc, store, nil
 }
 
 // newLocksAndAudit picks the Redis implementations when the store is Redis.

@@ -15,6 +15,9 @@ type Identity struct {
 	Name   string   `json:"name"`
 	Tenant string   `json:"tenant"`
 	Roles  []string `json:"roles"`
+	// Groups are the provider's group names (GroupsClaim), for sources
+	// restricted to groups.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // HasRole reports whether the identity holds role.
@@ -27,6 +30,7 @@ type ClaimMapping struct {
 	RolesClaim    string              // claim path, dots reach into objects
 	RoleMap       map[string][]string // provider role → product roles
 	DefaultRoles  []string
+	GroupsClaim   string // claim path of the user's groups; empty: none
 }
 
 // ErrNoRoles is returned when a user signs in but holds none of the
@@ -78,6 +82,13 @@ func (m ClaimMapping) IdentityFromClaims(claims map[string]any) (Identity, error
 	}
 	if len(id.Roles) == 0 {
 		return Identity{}, ErrNoRoles
+	}
+	if m.GroupsClaim != "" {
+		for _, g := range stringList(lookup(claims, m.GroupsClaim)) {
+			if g != "" && len(g) <= 256 && len(id.Groups) < 200 && !slices.Contains(id.Groups, g) {
+				id.Groups = append(id.Groups, g)
+			}
+		}
 	}
 	return id, nil
 }

@@ -327,3 +327,15 @@ func TestIdentityHasRole(t *testing.T) {
 		t.Error("empty identity holds author")
 	}
 }
+
+func TestIdentityGroupsClaim(t *testing.T) {
+	m := ClaimMapping{DefaultTenant: "default", RolesClaim: "roles", RoleMap: map[string][]string{"automation": {"automation"}}, GroupsClaim: "groups"}
+	id, err := m.IdentityFromClaims(map[string]any{"sub": "s", "roles": []any{"automation"}, "groups": []any{"soc-eu", "soc-eu", "", 3, "soc-us"}})
+	if err != nil || len(id.Groups) != 2 || id.Groups[0] != "soc-eu" || id.Groups[1] != "soc-us" {
+		t.Errorf("groups = %v, %v", id.Groups, err)
+	}
+	m.GroupsClaim = ""
+	if id, _ := m.IdentityFromClaims(map[string]any{"sub": "s", "roles": []any{"automation"}, "groups": []any{"soc-eu"}}); id.Groups != nil {
+		t.Errorf("groups without a claim = %v", id.Groups)
+	}
+}

@@ -43,6 +43,7 @@ type Config struct {
 	OIDCRolesClaim    string              // OIDC_ROLES_CLAIM: claim path, dots for nesting
 	OIDCRoleMap       map[string][]string // OIDC_ROLE_MAP: provider role → our roles
 	OIDCDefaultRoles  []string            // OIDC_DEFAULT_ROLES: roles every signed-in user has
+	OIDCGroupsClaim   string              // OIDC_GROUPS_CLAIM: claim path of the user's groups
 	SessionMaxAge     time.Duration       // SESSION_MAX_AGE: portal session lifetime
 	SessionSecret     []byte              // SESSION_SECRET: key material for encrypted cookies
 	CookieCrossSite   bool                // COOKIE_CROSS_SITE: SameSite=None; Secure; Partitioned
@@ -101,6 +102,16 @@ type Config struct {
 	EgressTimeout          time.Duration // EGRESS_TIMEOUT
 	EgressMaxResponseBytes int64         // EGRESS_MAX_RESPONSE_BYTES
 
+	// The playbook runner (internal/runner).
+	RunTimeout     time.Duration // RUN_TIMEOUT
+	RunConcurrency int           // RUN_CONCURRENCY
+	RunMemory      int64         // RUN_MEMORY: RLIMIT_AS of a run (bytes)
+	RunMaxProcs    int           // RUN_MAX_PROCS: RLIMIT_NPROC of a run's uid
+	RunFileSize    int64         // RUN_FILE_SIZE: RLIMIT_FSIZE (bytes)
+	RunTmpSize     int64         // RUN_TMP_SIZE: the run's /tmp tmpfs (bytes)
+	RunUIDBase     int           // RUN_UID_BASE
+	RunPython      string        // RUN_PYTHON
+
 	LogLevel string // LOG_LEVEL: debug | info | warn | error
 }
 
@@ -133,6 +144,7 @@ func Settings() []Setting {
 		{"OIDC_ROLES_CLAIM", "roles", "claim holding the user's roles; dots reach into objects (realm_access.roles for Keycloak)"},
 		{"OIDC_ROLE_MAP", "author=author,automation=automation,admin=admin", "provider role → Playbook Studio role (author, automation, admin), comma separated"},
 		{"OIDC_DEFAULT_ROLES", "", "roles every signed-in user gets in addition to mapped ones"},
+		{"OIDC_GROUPS_CLAIM", "groups", "claim holding the user's groups (dots reach into objects); a source with groups may be targeted only by users sharing one; empty: no groups"},
 		{"SESSION_MAX_AGE", "8h", "how long a portal sign-in lasts"},
 		{"SESSION_SECRET", "", "32+ bytes (hex or text) to encrypt sign-in cookies; required with REDIS_URL so replicas agree; empty: random at start"},
 		{"COOKIE_CROSS_SITE", "false", "set cookies SameSite=None; Secure; Partitioned for an outer portal on another site (needs https)"},
@@ -180,6 +192,14 @@ func Settings() []Setting {
 		{"EGRESS_ALLOW_CIDRS", "", "CIDRs that integration calls may reach although they are private, loopback, link-local or otherwise internal (e.g. 10.20.0.0/16 for an on-premises ticketing system); checked on the address actually dialled. Empty: public addresses only"},
 		{"EGRESS_TIMEOUT", "30s", "how long one integration call (and its OAuth2 token request) may take, answer included"},
 		{"EGRESS_MAX_RESPONSE_BYTES", "5m", "largest integration answer body kept (bytes, or with k, m, g); a longer one is cut and marked truncated. Also the largest request body a call may send"},
+		{"RUN_TIMEOUT", "10m", "how long one playbook run may take; a run still going then is killed with all its processes and ends timed_out"},
+		{"RUN_CONCURRENCY", "2", "playbook runs this gateway executes at once; more wait queued (a queued run wakes a free runner at once)"},
+		{"RUN_MEMORY", "512m", "address space (RLIMIT_AS) of a playbook run's processes (bytes, or with k, m, g)"},
+		{"RUN_MAX_PROCS", "64", "processes a playbook run may have (RLIMIT_NPROC of its uid; gateway as root only)"},
+		{"RUN_FILE_SIZE", "16m", "largest file a playbook run may write (RLIMIT_FSIZE)"},
+		{"RUN_TMP_SIZE", "64m", "size of a playbook run's /tmp (a tmpfs, the only writable folder it has)"},
+		{"RUN_UID_BASE", "2900000", "gateway as root: the host uid of the first runner slot (one uid per RUN_CONCURRENCY slot, upwards; keep clear of WORKSPACE_UID_BASE's range)"},
+		{"RUN_PYTHON", "/usr/bin/python3", "the Python 3 that runs playbooks inside the sandbox; must live under /usr (the only system folder the sandbox binds)"},
 		{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	}
 }
@@ -229,6 +249,7 @@ func parse(get func(string) string) (*Config, error) {
 		OIDCTenantClaim:     get("OIDC_TENANT_CLAIM"),
 		OIDCDefaultTenant:   get("OIDC_DEFAULT_TENANT"),
 		OIDCRolesClaim:      get("OIDC_ROLES_CLAIM"),
+		OIDCGroupsClaim:     get("OIDC_GROUPS_CLAIM"),
 		RedisURL:            get("REDIS_URL"),
 		DataDir:             get("DATA_DIR"),
 		WorkspaceRuntime:    get("WORKSPACE_RUNTIME"),
@@ -321,6 +342,17 @@ func parse(get func(string) string) (*Config, error) {
 	c.EgressAllowCIDRs = cidrs(get, "EGRESS_ALLOW_CIDRS", bad)
 	c.EgressTimeout = duration(get, "EGRESS_TIMEOUT", time.Second, 10*time.Minute, bad)
 	c.EgressMaxResponseBytes = byteSize(get, "EGRESS_MAX_RESPONSE_BYTES", 1<<10, 1<<30, bad)
+	c.RunTimeout = duration(get, "RUN_TIMEOUT", time.Second, 24*time.Hour, bad)
+	c.RunConcurrency = int(integer(get, "RUN_CONCURRENCY", 1, 256, bad))
+	c.RunMemory = byteSize(get, "RUN_MEMORY", 64<<20, 64<<30, bad)
+	c.RunMaxProcs = int(integer(get, "RUN_MAX_PROCS", 8, 65536, bad))
+	c.RunFileSize = byteSize(get, "RUN_FILE_SIZE", 1<<20, 1<<30, bad)
+	c.RunTmpSize = byteSize(get, "RUN_TMP_SIZE", 1<<20, 4<<30, bad)
+	c.RunUIDBase = int(integer(get, "RUN_UID_BASE", 1000, 1<<31-1<<20, bad))
+	c.RunPython = get("RUN_PYTHON")
+	if !strings.HasPrefix(c.RunPython, "/usr/") {
+		bad("RUN_PYTHON", "must be an absolute path under /usr (the sandbox binds only /usr), got %q", c.RunPython)
+	}
 	c.LLMDailyTokenBudget = integer(get, "LLM_DAILY_TOKEN_BUDGET", 0, 1<<50, bad)
 	c.LLMMaxTokens = integer(get, "LLM_MAX_TOKENS", 1, 1<<20, bad)
 	if c.LLMDailyTokenBudget > 0 && c.LLMMaxTokens > c.LLMDailyTokenBudget {

@@ -2,8 +2,6 @@ package egress
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/playbookstudio/gateway/internal/egress/egresstest"
 	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/integration"
 )
@@ -112,28 +111,13 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestBasicAndBearer(t *testing.T) {
-	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/basic" {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != "svc" || p != "pa55-w0rd" {
-				w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
-				http.Error(w, "bad credentials", http.StatusUnauthorized)
-				return
-			}
-		} else if r.Header.Get("Authorization") != "Bearer jwt.token.value" {
-			http.Error(w, "bad token", http.StatusUnauthorized)
-			return
-		}
-		// Echo the credential back, as httpbin does: it must not reach
-		// the playbook.
-		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
-		fmt.Fprintf(w, "ok %s", r.Header.Get("Authorization"))
-	})
+	basic := egresstest.Serve(t, egresstest.Basic("svc", "pa55-w0rd"))
+	bearer := egresstest.Serve(t, egresstest.Bearer("jwt.token.value"))
 	e := newEgress(t, Config{},
-		profile("basic", srv.URL+"/api", integration.Basic, integration.Config{Username: "svc"}, integration.Secrets{Password: "pa55-w0rd"}),
-		profile("basic-wrong", srv.URL+"/api", integration.Basic, integration.Config{Username: "svc"}, integration.Secrets{Password: "nope"}),
-		profile("bearer", srv.URL+"/api", integration.Bearer, integration.Config{}, integration.Secrets{Token: "jwt.token.value"}),
-		profile("bearer-wrong", srv.URL+"/api", integration.Bearer, integration.Config{}, integration.Secrets{Token: "other"}),
+		profile("basic", basic.URL+"/api", integration.Basic, integration.Config{Username: "svc"}, integration.Secrets{Password: "pa55-w0rd"}),
+		profile("basic-wrong", basic.URL+"/api", integration.Basic, integration.Config{Username: "svc"}, integration.Secrets{Password: "nope"}),
+		profile("bearer", bearer.URL+"/api", integration.Bearer, integration.Config{}, integration.Secrets{Token: "jwt.token.value"}),
+		profile("bearer-wrong", bearer.URL+"/api", integration.Bearer, integration.Config{}, integration.Secrets{Token: "other"}),
 	)
 	for _, c := range []struct {
 		profile, path string
@@ -144,6 +128,8 @@ func TestBasicAndBearer(t *testing.T) {
 			t.Errorf("%s: status %d, want %d (%s)", c.profile, resp.Status, c.status, resp.Body)
 		}
 		if c.status == 200 {
+			// The verifiers echo the credential back, as httpbin does: it
+			// must not reach the playbook.
 			for _, leak := range []string{"pa55-w0rd", "jwt.token.value", "c3ZjOnBhNTUtdzByZA=="} {
 				if contains(string(resp.Body), leak) || contains(resp.Header.Get("X-Echo"), leak) {
 					t.Errorf("%s: the answer carries %q: %q / %q", c.profile, leak, resp.Body, resp.Header.Get("X-Echo"))
@@ -158,22 +144,13 @@ func TestBasicAndBearer(t *testing.T) {
 
 func TestAPIKey(t *testing.T) {
 	const key = "k-3f9a/b+c"
-	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("X-API-Key")
-		if strings.HasSuffix(r.URL.Path, "/q") {
-			got = r.URL.Query().Get("apikey")
-		}
-		if got != key {
-			http.Error(w, `{"error":"invalid api key"}`, http.StatusForbidden)
-			return
-		}
-		fmt.Fprintf(w, "you asked for %s", r.URL.String()) // echoes the key in the query
-	})
+	hdr := egresstest.Serve(t, egresstest.APIKey("header", "X-API-Key", key))
+	qry := egresstest.Serve(t, egresstest.APIKey("query", "apikey", key)) // echoes the key in the query
 	e := newEgress(t, Config{},
-		profile("hdr", srv.URL, integration.APIKey, integration.Config{In: "header", Name: "X-API-Key"}, integration.Secrets{APIKey: key}),
-		profile("qry", srv.URL, integration.APIKey, integration.Config{In: "query", Name: "apikey"}, integration.Secrets{APIKey: key}),
-		profile("hdr-wrong", srv.URL, integration.APIKey, integration.Config{In: "header", Name: "X-API-Key"}, integration.Secrets{APIKey: "nope"}),
-		profile("qry-wrong", srv.URL, integration.APIKey, integration.Config{In: "query", Name: "apikey"}, integration.Secrets{APIKey: "nope"}),
+		profile("hdr", hdr.URL, integration.APIKey, integration.Config{In: "header", Name: "X-API-Key"}, integration.Secrets{APIKey: key}),
+		profile("qry", qry.URL, integration.APIKey, integration.Config{In: "query", Name: "apikey"}, integration.Secrets{APIKey: key}),
+		profile("hdr-wrong", hdr.URL, integration.APIKey, integration.Config{In: "header", Name: "X-API-Key"}, integration.Secrets{APIKey: "nope"}),
+		profile("qry-wrong", qry.URL, integration.APIKey, integration.Config{In: "query", Name: "apikey"}, integration.Secrets{APIKey: "nope"}),
 	)
 	for _, c := range []struct {
 		profile, path string
@@ -189,69 +166,13 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
-// A token endpoint and a resource server that checks the bearer token the
-// way a real one does: only tokens it issued and has not revoked.
-type oauthServer struct {
-	srv      *httptest.Server
-	mu       sync.Mutex
-	valid    map[string]bool
-	issued   atomic.Int32
-	lastForm url.Values
-}
-
-func newOAuthServer(t *testing.T) *oauthServer {
-	o := &oauthServer{valid: map[string]bool{}}
-	o.srv = server(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/token":
-			_ = r.ParseForm()
-			id, secret, ok := r.BasicAuth()
-			if !ok {
-				id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-			}
-			if r.PostForm.Get("grant_type") != "client_credentials" || id != "client-1" || secret != "s3cr3t-client" {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				fmt.Fprintf(w, `{"error":"invalid_client","error_description":"bad secret %s"}`, secret)
-				return
-			}
-			n := o.issued.Add(1)
-			tok := fmt.Sprintf("access-%d-%s", n, strings.Repeat("x", 8))
-			o.mu.Lock()
-			o.valid[tok] = true
-			o.lastForm = r.PostForm
-			o.mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
-		default:
-			tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			o.mu.Lock()
-			ok := o.valid[tok]
-			o.mu.Unlock()
-			if !ok {
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				http.Error(w, "invalid token", http.StatusUnauthorized)
-				return
-			}
-			body, _ := io.ReadAll(r.Body)
-			fmt.Fprintf(w, "hello with %s and %s", tok, body)
-		}
-	})
-	return o
-}
-
-func (o *oauthServer) revokeAll() {
-	o.mu.Lock()
-	o.valid = map[string]bool{}
-	o.mu.Unlock()
-}
-
 func TestOAuth2ClientCredentials(t *testing.T) {
-	o := newOAuthServer(t)
-	cfg := integration.Config{TokenURL: o.srv.URL + "/token", ClientID: "client-1", Scopes: []string{"read", "write"}, Audience: "https://api.example"}
+	o := egresstest.NewOAuth2("client-1", "s3cr3t-client")
+	srv := egresstest.Serve(t, o)
+	cfg := integration.Config{TokenURL: srv.URL + egresstest.TokenPath, ClientID: "client-1", Scopes: []string{"read", "write"}, Audience: "https://api.example"}
 	e := newEgress(t, Config{},
-		profile("graph", o.srv.URL+"/v1", integration.OAuth2ClientCredentials, cfg, integration.Secrets{ClientSecret: "s3cr3t-client"}),
-		profile("graph-wrong", o.srv.URL+"/v1", integration.OAuth2ClientCredentials, cfg, integration.Secrets{ClientSecret: "wrong-secret"}),
+		profile("graph", srv.URL+"/v1", integration.OAuth2ClientCredentials, cfg, integration.Secrets{ClientSecret: "s3cr3t-client"}),
+		profile("graph-wrong", srv.URL+"/v1", integration.OAuth2ClientCredentials, cfg, integration.Secrets{ClientSecret: "wrong-secret"}),
 	)
 	for i := 0; i < 3; i++ {
 		resp := do(t, e, Request{Profile: "graph", Method: "POST", Path: "/me", Body: []byte("payload")})
@@ -262,24 +183,21 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 			t.Errorf("the access token is not redacted: %s", resp.Body)
 		}
 	}
-	if n := o.issued.Load(); n != 1 {
+	if n := o.Issued(); n != 1 {
 		t.Errorf("%d token requests for 3 calls, want 1 (the token is cached until it expires)", n)
 	}
-	o.mu.Lock()
-	form := o.lastForm
-	o.mu.Unlock()
-	if form.Get("scope") != "read write" || form.Get("audience") != "https://api.example" {
+	if form := o.LastForm(); form.Get("scope") != "read write" || form.Get("audience") != "https://api.example" {
 		t.Errorf("token request form %v, want scope and audience", form)
 	}
 
 	// The resource revokes the token: one refresh, one retry of the same
 	// body, and the caller never sees the 401.
-	o.revokeAll()
+	o.RevokeAll()
 	resp := do(t, e, Request{Profile: "graph", Method: "POST", Path: "/me", Body: []byte("again")})
 	if resp.Status != 200 || !contains(string(resp.Body), "and again") {
 		t.Fatalf("after revocation: %d %s", resp.Status, resp.Body)
 	}
-	if n := o.issued.Load(); n != 2 {
+	if n := o.Issued(); n != 2 {
 		t.Errorf("%d token requests, want 2 (one refresh after the 401)", n)
 	}
 

@@ -102,6 +102,7 @@ type Spec struct {
 	Network  bool     // share the host's network; default: loopback only
 	Hostname string   // default "sandbox"
 	MaxProcs int      // RLIMIT_NPROC for the uid (root callers only; 0: none)
+	TmpSize  int64    // size of the /tmp tmpfs in bytes (0: the kernel's default, half the memory)
 	// Stdout and Stderr receive the command's output (nil: discarded).
 	Stdout, Stderr *os.File
 }
@@ -198,6 +199,11 @@ func (s *Sandbox) args(spec Spec) ([]string, []*os.File, error) {
 		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
 		"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
 		"--proc", "/proc", "--dev", "/dev",
+	)
+	if spec.TmpSize > 0 {
+		a = append(a, "--size", strconv.FormatInt(spec.TmpSize, 10))
+	}
+	a = append(a,
 		"--perms", "1777", "--tmpfs", "/tmp",
 		"--perms", "0755", "--dir", "/etc",
 	)

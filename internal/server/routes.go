@@ -94,6 +94,34 @@ func (s *Server) portalRoutes(d Deps) {
 	e.PATCH("/api/integration-profiles/:id", handleIntegrationUpdate(d.Integrations), automation...)
 	e.DELETE("/api/integration-profiles/:id", handleIntegrationDelete(d.Integrations), automation...)
 	e.POST("/api/integration-profiles/:id/test", handleIntegrationTest(d.Integrations, d.Egress, d.Log), automation...)
+	// Runs: anyone signed in reads them; automation starts and cancels.
+	e.GET("/api/runs", handleRunList(d.Runs), signedIn...)
+	e.GET("/api/runs/:id", handleRunGet(d.Runs), signedIn...)
+	e.POST("/api/playbooks/:id/runs", handleRunStart(d.Runs), automation...)
+	e.POST("/api/runs/:id/cancel", handleRunCancel(d.Runs), automation...)
+
+	// Alerts, sources and incidents. A SIEM posts with its source's key;
+	// an automation user may post with ?source=.
+	if d.Alerts != nil {
+		al := d.Alerts
+		e.POST("/api/alerts", handleAlertPost(al), sessionOrWorkspaceToken(sourceKey(al), automation))
+		e.GET("/api/alerts", handleAlertList(al), signedIn...)
+		e.GET("/api/alerts/:id", handleAlertGet(al), signedIn...)
+		e.PATCH("/api/alerts/:id", handleAlertPatch(al), automation...)
+		e.POST("/api/alerts/:id/comments", handleAlertComment(al), signedIn...)
+		e.GET("/api/incidents", handleIncidentList(al), signedIn...)
+		e.GET("/api/incidents/:id", handleIncidentGet(al), signedIn...)
+		e.GET("/api/sources", handleSourceList(al), signedIn...)
+		e.GET("/api/admin/sources", handleAdminSourceList(al), admin...)
+		e.POST("/api/admin/sources", handleSourceCreate(al), admin...)
+		e.DELETE("/api/admin/sources/:id", handleSourceDelete(al), admin...)
+		e.POST("/api/admin/sources/:id/keys", handleSourceKeyCreate(al), admin...)
+		e.DELETE("/api/admin/sources/:id/keys/:keyId", handleSourceKeyDelete(al), admin...)
+	} else {
+		for _, p := range []string{"/api/alerts", "/api/alerts/*", "/api/incidents", "/api/incidents/*", "/api/sources", "/api/admin/sources", "/api/admin/sources/*"} {
+			e.Any(p, alertsOff, signedIn...)
+		}
+	}
 
 	// The outer portals the postMessage API talks to (public).
 	e.GET("/api/embed-config", handleEmbedConfig(d.Config.AllowedFrameAncestors))

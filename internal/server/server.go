@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/playbookstudio/gateway/internal/alert"
 	"github.com/playbookstudio/gateway/internal/audit"
 	"github.com/playbookstudio/gateway/internal/auth"
 	"github.com/playbookstudio/gateway/internal/config"
@@ -27,6 +28,7 @@ import (
 	"github.com/playbookstudio/gateway/internal/llm"
 	"github.com/playbookstudio/gateway/internal/metrics"
 	"github.com/playbookstudio/gateway/internal/playbook"
+	"github.com/playbookstudio/gateway/internal/runner"
 	"github.com/playbookstudio/gateway/internal/workspace"
 )
 
@@ -50,6 +52,12 @@ type Deps struct {
 	// Egress makes the calls of Test connection; nil until it is wired:
 	// the test route then answers 501.
 	Egress egress.Doer
+	// Alerts are sources, alerts and incidents; nil: those routes answer
+	// 501.
+	Alerts *alert.Service
+	// Runs is the playbook runner; nil until it is wired: the run routes
+	// then answer 501.
+	Runs *runner.Service
 }
 
 // Server answers on two kinds of host: the portal host (portal, /auth,

@@ -27,6 +27,10 @@ authentication (OAuth2 client credentials, API key, AWS auth, user and password,
 bearer/JWT or Hawk). List every profile the playbook uses in manifest.json's
 "integrations".
 
+``print()`` output goes to the run's log, like ``ctx.log``. A ctx action that
+fails raises ``ActionError``; an exception that escapes ``run`` fails the run and
+its traceback is shown with the run.
+
 ``RecordingContext`` at the end is a stand-in for trying a playbook locally.
 """
 from __future__ import annotations
@@ -39,13 +43,21 @@ class IntegrationError(Exception):
     """An integration could not be called: unknown profile, network failure, timeout."""
 
 
+class ActionError(Exception):
+    """A ctx action failed or was refused: a bad alert status, an empty comment, or
+    Microsoft Graph answering an error to block_user/disable_user."""
+
+
 class Response:
     """The answer of an integration call."""
 
-    def __init__(self, status: int, body: Any = None, headers: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, status: int, body: Any = None, headers: Optional[Dict[str, str]] = None,
+                 truncated: bool = False) -> None:
         self.status = status
         self.headers: Dict[str, str] = dict(headers or {})
         self._body = body
+        #: True when the answer passed the gateway's size cap and was cut.
+        self.truncated = truncated
 
     @property
     def ok(self) -> bool:
