@@ -103,6 +103,10 @@ func startGateway(ctx context.Context, bin, dir, name string, port int, engine s
 		"CODE_SERVER_BIN=" + codeServer,
 		"EDIT_SESSION_TTL=30m",
 		"IDE_PROXY_ENGINE=" + engine,
+		// The bench holds 1,000 idle WebSockets and 256 busy ones through
+		// one edit session, far past the per-session caps a browser needs.
+		"IDE_MAX_WEBSOCKETS_PER_SESSION=4096",
+		"IDE_MAX_REQUESTS_PER_SESSION=4096",
 		"LOG_LEVEL=info",
 	}
 	p, err := child.Start(name, filepath.Join(dir, name+".log"), env, bin, "-workspace-extension=")
