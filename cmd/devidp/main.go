@@ -247,7 +247,7 @@ func newHandler(cfg config, users *userStore, log *slog.Logger) (http.Handler, e
 		AuthMethodPost:           true,
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedScopes:          []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail},
-		SupportedClaims:          append(slices.Clone(op.DefaultSupportedClaims), claimRoles, claimTenant),
+		SupportedClaims:          append(slices.Clone(op.DefaultSupportedClaims), claimRoles, claimTenant, claimGroups),
 	}, store, op.StaticIssuer(cfg.issuer),
 		op.WithAllowInsecure(), // the dev issuer is plain http on localhost
 	)

@@ -372,6 +372,11 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			if !bytes.HasPrefix(raw["roles"], []byte("[")) {
 				t.Errorf("roles claim is not a JSON array: %s", raw["roles"])
 			}
+			// The groups claim is always an array too (empty for users
+			// without groups); which sources a user may target hangs on it.
+			if !bytes.HasPrefix(raw["groups"], []byte("[")) {
+				t.Errorf("groups claim is not a JSON array: %s", raw["groups"])
+			}
 
 			ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 			if err != nil {

@@ -24,6 +24,7 @@ const (
 	idTokenTTL       = time.Hour
 	claimRoles       = "roles"
 	claimTenant      = "tenant"
+	claimGroups      = "groups"
 	loginPath        = "/login"
 	loggedOutPath    = "/logged-out"
 	queryAuthRequest = "authRequestID"
@@ -419,6 +420,7 @@ func (s *storage) setUserinfo(info *oidc.UserInfo, sub string, scopes []string) 
 	}
 	info.AppendClaims(claimRoles, slices.Clone(u.Roles))
 	info.AppendClaims(claimTenant, u.Tenant)
+	info.AppendClaims(claimGroups, slices.Clone(u.Groups))
 	return nil
 }
 

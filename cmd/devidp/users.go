@@ -27,6 +27,9 @@ type user struct {
 	Name     string   `json:"name"`
 	Roles    []string `json:"roles"`
 	Tenant   string   `json:"tenant"`
+	// Groups fill the groups claim (OIDC_GROUPS_CLAIM): which alert
+	// sources a user may target in rules.
+	Groups []string `json:"groups,omitempty"`
 }
 
 type usersFile struct {
@@ -75,6 +78,9 @@ func parseUsers(data []byte, source string) (*userStore, error) {
 		}
 		if u.Roles == nil {
 			u.Roles = []string{} // always a JSON array in tokens
+		}
+		if u.Groups == nil {
+			u.Groups = []string{}
 		}
 		s.byUsername[u.Username] = u
 		s.bySub[u.Sub] = u
