@@ -34,12 +34,17 @@ func newRunner(cfg *config.Config, log *slog.Logger, alerts *alert.Service, reco
 		return nil, err
 	}
 	return runner.New(runner.Config{DataDir: cfg.DataDir, Concurrency: cfg.RunConcurrency, Timeout: cfg.RunTimeout},
-		runner.Deps{Log: log, Sandbox: bw, Egress: calls, Alerts: runnerAlerts{alerts}, Playbooks: records,
+		runner.Deps{Log: log, Sandbox: bw, Egress: calls, Alerts: runnerAlerts{alerts, records}, Playbooks: records,
 			Profiles: runnerProfiles{profiles}})
 }
 
-// runnerAlerts is the alert service as the runner sees it.
-type runnerAlerts struct{ s *alert.Service }
+// runnerAlerts is the alert service as the runner sees it; the playbook
+// records name the playbook in the alert's activity ("run playbook
+// Phishing triage v3").
+type runnerAlerts struct {
+	s         *alert.Service
+	playbooks playbook.Store
+}
 
 func (r runnerAlerts) Get(ctx context.Context, tenant, id string) (runner.AlertInfo, error) {
 	a, err := r.s.Get(ctx, tenant, id)
@@ -66,6 +71,9 @@ func (r runnerAlerts) Act(ctx context.Context, tenant, id string, a runner.Alert
 func (r runnerAlerts) RecordRun(ctx context.Context, tenant, id string, s runner.RunSummary) error {
 	row := alert.RunActivity{RunID: s.RunID, At: s.At, Actor: "playbook run", RuleID: s.RuleID,
 		PlaybookID: s.PlaybookID, PlaybookVersion: s.PlaybookVersion, Status: string(s.Status)}
+	if p, err := r.playbooks.Get(ctx, tenant, s.PlaybookID); err == nil {
+		row.PlaybookName = p.Name
+	}
 	if s.DurationMS > 0 {
 		d := s.DurationMS
 		row.DurationMS = &d

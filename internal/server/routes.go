@@ -131,7 +131,7 @@ func (s *Server) portalRoutes(d Deps) {
 
 	shell := shellCSP(ideFrameSource(d.Config.IDEHost), issuerOrigin(d.Config.OIDCIssuer), d.Config.AllowedFrameAncestors)
 	page := handlePage(d.Web, shell)
-	for _, p := range []string{"/", "/playbooks", "/playbooks/:id", "/playbooks/:id/edit", "/integrations", "/rules", "/sessions"} {
+	for _, p := range []string{"/", "/playbooks", "/playbooks/:id", "/playbooks/:id/edit", "/incidents", "/incidents/:id", "/integrations", "/rules", "/sessions"} {
 		e.GET(p, page, append(session, requirePageSessionOrFrame)...)
 	}
 	// The end of a sign-in in a popup (portal framed by an outer portal):

@@ -166,7 +166,7 @@ func TestUnauthenticated(t *testing.T) {
 	r.Header.Set("Accept", "text/html")
 	wantError(t, env.do(r), http.StatusUnauthorized, "unauthenticated")
 
-	for _, p := range []string{"/", "/playbooks", "/integrations", "/rules", "/sessions"} {
+	for _, p := range []string{"/", "/playbooks", "/incidents", "/incidents/x", "/integrations", "/rules", "/sessions"} {
 		r := req(http.MethodGet, p, nil)
 		r.Header.Set("Accept", "text/html,application/xhtml+xml")
 		w := env.do(r)
@@ -410,7 +410,7 @@ func TestSignedIn(t *testing.T) {
 
 	// Pages, for anyone signed in; admin-only parts are hidden client-side.
 	bobs := env.signIn(t, bob)
-	for _, p := range []string{"/", "/playbooks", "/integrations", "/rules", "/sessions"} {
+	for _, p := range []string{"/", "/playbooks", "/incidents", "/incidents/x", "/integrations", "/rules", "/sessions"} {
 		for _, sess := range []testSession{s, bobs} {
 			r := sess.add(req(http.MethodGet, p, nil))
 			r.Header.Set("Accept", "text/html")

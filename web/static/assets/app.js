@@ -12,6 +12,8 @@ import { initPlaybookPage, showPlaybook } from './playbook-page.js';
 import { hideEditor, initEditor, showEditor } from './editor.js';
 import { hideSessions, initSessions, showSessions } from './sessions.js';
 import { hideIntegrations, initIntegrations, showIntegrations } from './integrations.js';
+import { hideIncidents, initIncidents, showIncident, showIncidents } from './incidents.js';
+import { initRunDetails } from './run-details.js';
 
 export { api, ApiError, csrfToken } from './core.js';
 
@@ -22,6 +24,8 @@ const ROUTES = [
   [/^\/playbooks$/, 'playbooks'],
   [/^\/playbooks\/([^/]+)\/edit$/, 'editor'],
   [/^\/playbooks\/([^/]+)$/, 'playbook'],
+  [/^\/incidents$/, 'incidents'],
+  [/^\/incidents\/([^/]+)$/, 'incident'],
   [/^\/integrations$/, 'integrations'],
   [/^\/rules$/, 'rules'],
   [/^\/sessions$/, 'sessions'],
@@ -31,6 +35,8 @@ const TITLES = {
   playbooks: 'Playbooks',
   playbook: 'Playbook',
   editor: 'Editor',
+  incidents: 'Incidents',
+  incident: 'Incident',
   integrations: 'Integration profiles',
   rules: 'Automation rules',
   sessions: 'Sessions',
@@ -39,7 +45,7 @@ const TITLES = {
 };
 
 // Which tab is current for each view.
-const TAB_OF = { playbooks: 'playbooks', playbook: 'playbooks', editor: 'playbooks', integrations: 'integrations', rules: 'rules', sessions: 'sessions' };
+const TAB_OF = { playbooks: 'playbooks', playbook: 'playbooks', editor: 'playbooks', incidents: 'incidents', incident: 'incidents', integrations: 'integrations', rules: 'rules', sessions: 'sessions' };
 
 let currentView = null;
 
@@ -142,6 +148,7 @@ function render({ focus = false } = {}) {
   if (currentView === 'editor' && view !== 'editor') hideEditor();
   if (currentView === 'sessions' && view !== 'sessions') hideSessions();
   if (currentView === 'integrations' && view !== 'integrations') hideIntegrations();
+  if ((currentView === 'incidents' || currentView === 'incident') && view !== currentView) hideIncidents();
   currentView = view;
   setView(view);
 
@@ -150,6 +157,8 @@ function render({ focus = false } = {}) {
   else if (view === 'editor') showEditor(params, search);
   else if (view === 'sessions') showSessions();
   else if (view === 'integrations') showIntegrations(search);
+  else if (view === 'incidents') showIncidents();
+  else if (view === 'incident') showIncident(params, search);
 
   if (focus) {
     const h1 = /** @type {HTMLElement | null} */ (document.querySelector(`[data-view="${view}"] h1`));
@@ -320,6 +329,8 @@ async function loadMe() {
   initEditor();
   initSessions();
   initIntegrations();
+  initRunDetails();
+  initIncidents();
   if (framed()) {
     document.body.classList.add('framed');
     $('signout-form').addEventListener('submit', signOutFramed);

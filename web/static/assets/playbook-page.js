@@ -9,6 +9,7 @@ import { diagramFigure } from './diagram.js';
 import { ACTIVATE_ROLE, setActive, statusDetail, statusSwitch } from './playbooks.js';
 import { statusLine, versionsOf } from './playbook-status.js';
 import { editorPath } from './editor.js';
+import { hideRuns, initRuns, showRuns } from './playbook-runs.js';
 
 let seq = 0;
 let page = null; // {playbook, versions, selected, files, activeFile}
@@ -160,6 +161,7 @@ function playbookUpdated(updated, fromSwitch = false) {
   renderVersions();
   renderAbout();
   renderDeleteButton();
+  showRuns(page.playbook);
 }
 
 let statusDetailSlot = el('span', null);
@@ -253,6 +255,7 @@ export async function showPlaybook(params) {
   const my = ++seq;
   const id = params.id;
   page = null;
+  hideRuns();
   show($('playbook-error'), false);
   show($('playbook-content'), false);
   show($('playbook-editing'), false);
@@ -275,6 +278,7 @@ export async function showPlaybook(params) {
     renderAbout();
     const docs = renderDocs(p.documentation, p.currentVersion);
     renderWarnings(p.warnings);
+    showRuns(p);
     show($('playbook-content'), true);
     await docs;
     if (my !== seq) return;
@@ -314,4 +318,5 @@ async function deletePlaybook() {
 
 export function initPlaybookPage() {
   $('playbook-delete').addEventListener('click', deletePlaybook);
+  initRuns();
 }
