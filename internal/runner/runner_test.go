@@ -20,6 +20,7 @@ import (
 
 	"github.com/playbookstudio/gateway/internal/egress"
 	"github.com/playbookstudio/gateway/internal/fault"
+	"github.com/playbookstudio/gateway/internal/integration"
 	"github.com/playbookstudio/gateway/internal/playbook"
 	"github.com/playbookstudio/gateway/internal/sandbox"
 )
@@ -132,6 +133,16 @@ func (e *headerEgress) Do(ctx context.Context, r egress.Request) (*egress.Respon
 	return &egress.Response{Status: resp.StatusCode, Header: resp.Header, Body: body, Duration: time.Since(start)}, nil
 }
 
+// profileDouble opens profiles by name, as integration.Service does.
+type profileDouble map[string]integration.Opened
+
+func (d profileDouble) Open(_ context.Context, _, name string) (integration.Opened, error) {
+	if p, ok := d[name]; ok {
+		return p, nil
+	}
+	return integration.Opened{}, fault.New(fault.NotFound, "integration_not_found", fmt.Sprintf("There is no integration profile named %q.", name))
+}
+
 type env struct {
 	svc     *Service
 	alerts  *fakeAlerts
@@ -236,7 +247,17 @@ func TestIntegrationCallThroughEgress(t *testing.T) {
 		fmt.Fprintf(w, `{"user":%q,"q":%q}`, strings.TrimPrefix(r.URL.Path, "/users/"), r.URL.Query().Get("q"))
 	}))
 	defer srv.Close()
-	e := newEnv(t, Config{}, &headerEgress{base: srv.URL, secret: secret})
+	// The real egress, over a profile double: it adds the API key the
+	// sandbox never sees.
+	_, allow, _ := net.ParseCIDR("127.0.0.1/32")
+	out, err := egress.New(egress.Config{AllowCIDRs: []*net.IPNet{allow}}, profileDouble{
+		"Svc": {Profile: integration.Profile{Name: "Svc", BaseURL: srv.URL, AuthMethod: integration.APIKey,
+			Config: integration.Config{In: "header", Name: "X-Api-Key"}}, Secrets: integration.Secrets{APIKey: secret}},
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Config{}, out)
 	r := e.run(t, "pb1", `
 from playbook_sdk import IntegrationError
 from helpers.util import X
