@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/sqlstore"
 )
 
@@ -33,15 +32,7 @@ func NewSQLite(path string) (*SQLite, error) {
 	return &SQLite{db: db}, nil
 }
 
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return fmt.Errorf("alert: sqlite: %s: %w", op, err)
-}
+func wrap(op string, err error) error { return sqlstore.Wrap("alert: sqlite", op, err) }
 
 type scanner interface{ Scan(...any) error }
 

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/playbookstudio/gateway/internal/fault"
 	"github.com/playbookstudio/gateway/internal/sqlstore"
 )
 
@@ -36,15 +35,7 @@ func NewSQLite(path string) (*SQLite, error) {
 
 func nameKey(name string) string { return strings.ToLower(name) }
 
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return fmt.Errorf("integration: sqlite: %s: %w", op, err)
-}
+func wrap(op string, err error) error { return sqlstore.Wrap("integration: sqlite", op, err) }
 
 const cols = `id, tenant, name, description, base_url, auth_method, config, secrets_set, key_id, wrapped_key, sealed_secrets, created_at, created_by, updated_at, updated_by`
 

@@ -659,17 +659,25 @@ func TestRestartSameNode(t *testing.T) {
 	}
 	// SIGKILL is delivered asynchronously: give the kernel a moment (the
 	// deadline only keeps a broken test from hanging).
+	waitSandboxGone(t, init)
+	first.Close()
+	if got, _ := e.svc.Get(context.Background(), tenant, r.ID); got.Status != StatusAbandoned {
+		t.Fatalf("the dead runner's late end overwrote the reaped run: %s", got.Status)
+	}
+}
+
+// waitSandboxGone waits for an abandoned run's sandbox (its PID 1) to be
+// gone: SIGKILL is delivered asynchronously (the deadline only keeps a
+// broken test from hanging).
+func waitSandboxGone(t *testing.T, init int) {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if _, err := sandbox.StartTime(init); err != nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the abandoned run's sandbox (pid %d) still runs", init)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	first.Close()
-	if got, _ := e.svc.Get(context.Background(), tenant, r.ID); got.Status != StatusAbandoned {
-		t.Fatalf("the dead runner's late end overwrote the reaped run: %s", got.Status)
 	}
 }

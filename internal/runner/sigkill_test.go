@@ -95,15 +95,7 @@ func TestSIGKILLedRunner(t *testing.T) {
 	if err != nil || got.Status != StatusAbandoned {
 		t.Fatalf("the killed runner's run: %s %v, want abandoned", got.Status, err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := sandbox.StartTime(init); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the abandoned run's sandbox (pid %d) still runs", init)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSandboxGone(t, init)
 	runs, err := e.svc.List(context.Background(), tenant, Filter{PlaybookID: "empty"})
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("the queued run: %v %v", runs, err)

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/playbookstudio/gateway/internal/fault"
 	"modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -265,4 +266,17 @@ func IsUnique(err error) bool {
 		return e.Code() == 2067 || e.Code() == 1555
 	}
 	return false
+}
+
+// Wrap says where a database error happened ("alert: sqlite: insert: …").
+// A domain's refusals (faults) and the caller's cancellation pass as they
+// are, so callers can still tell them apart.
+func Wrap(label, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := fault.As(err); ok || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%s: %s: %w", label, op, err)
 }
