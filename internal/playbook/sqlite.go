@@ -2,7 +2,6 @@ package playbook
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"embed"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/playbookstudio/gateway/internal/sqlstore"
 )
 
@@ -68,16 +68,8 @@ func (s *SQLite) stamp() time.Time { return s.now().UTC().Round(0) }
 
 func nameKey(name string) string { return strings.ToLower(name) }
 
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
+// newID is a random (version 4) UUID.
+func newID() string { return uuid.NewString() }
 
 // isUUID reports whether s is a UUID in its 36-character text form.
 func isUUID(s string) bool {
