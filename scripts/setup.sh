@@ -48,6 +48,13 @@ go mod download
 apt_install bubblewrap util-linux
 check_cmds bwrap:bubblewrap setpriv:util-linux prlimit:util-linux
 
+# Debian's Python 3 checks saved playbooks and runs them (RUN_PYTHON is
+# /usr/bin/python3: the run's sandbox binds /usr only, so a python from
+# pyenv or /usr/local would not be found inside it).
+apt_install python3
+check_cmds python3:python3
+[ -x /usr/bin/python3 ] || { say "/usr/bin/python3 is missing: install Debian's python3"; exit 1; }
+
 # What every workspace runs: code-server (from npm) and the agent extension.
 need_cmd node "install Node.js 20 and npm"
 scripts/install-code-server.sh
