@@ -33,6 +33,11 @@ var (
 		netip.MustParsePrefix("198.51.100.0/24"),
 		netip.MustParsePrefix("203.0.113.0/24"),
 		netip.MustParsePrefix("2001:db8::/32"),
+		// Local-use NAT64 (RFC 8215), 6to4 (an IPv4 address inside) and
+		// the deprecated site-local range: none is a public destination.
+		netip.MustParsePrefix("64:ff9b:1::/48"),
+		netip.MustParsePrefix("2002::/16"),
+		netip.MustParsePrefix("fec0::/10"),
 	}
 	// NAT64 (RFC 6052) carries an IPv4 address in its last 32 bits: a
 	// network with a NAT64 gateway reaches 10.0.0.1 as 64:ff9b::a00:1.

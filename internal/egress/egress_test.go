@@ -304,3 +304,20 @@ func TestLimits(t *testing.T) {
 		t.Errorf("TRACE: %v, want invalid_method", err)
 	}
 }
+
+// TestRangeHeadersDropped: a playbook cannot ask for a byte range of an
+// answer (a server echoing the credential would hand it out in pieces too
+// small to redact), nor move the call to another host with Host.
+func TestRangeHeadersDropped(t *testing.T) {
+	var seen atomic.Value
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Range") + "|" + r.Header.Get("If-Range") + "|" + r.Host + "|" + r.Header.Get("X-Keep"))
+	})
+	e := newEgress(t, Config{AllowCIDRs: cidrs(t, "127.0.0.1/32")},
+		profile("p", srv.URL, integration.Bearer, integration.Config{}, integration.Secrets{Token: "a-bearer-token"}))
+	do(t, e, Request{Profile: "p", Method: "GET", Path: "/x", Header: http.Header{
+		"Range": {"bytes=0-3"}, "If-Range": {"x"}, "Host": {"evil.example"}, "X-Keep": {"yes"}}})
+	if got, want := seen.Load(), "||"+srv.Listener.Addr().String()+"|yes"; got != want {
+		t.Errorf("the server saw %q, want %q", got, want)
+	}
+}

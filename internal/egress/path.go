@@ -95,6 +95,11 @@ func joinURL(base *url.URL, p string, extra url.Values) (*url.URL, error) {
 func checkSegment(seg string) error {
 	s := seg
 	for round := 0; ; round++ {
+		// Servlet containers (Tomcat, Jetty, Spring) cut ";params" off a
+		// segment before resolving dots: "..;" leaves the base path there.
+		if strings.Contains(s, ";") {
+			return invalidPath(`the path segment "` + seg + `" holds a ";" (path parameters), which some servers read as a way out of the base path`)
+		}
 		if s == "." || s == ".." {
 			return invalidPath(`the path contains a dot segment ("` + seg + `"): it could leave the profile's base path`)
 		}

@@ -28,6 +28,7 @@ func TestJoinURLRefusesEscapes(t *testing.T) {
 		`\evil.example\x`, `/a\..\x`, "/a%5c..%5cx", "/a%2f..%2fx", "/a%252f..",
 		"/a\x00b", "/a\nb", "/a\rb", "/a\tb", "/a\x7fb", "/a%00b", "/a%0ab",
 		"/a#frag", "/%zz", "/a?b=%zz",
+		"/..;/x", "/a/..;/..;/x", "/%2e%2e;/x", "/a;jsessionid=1/../x", "/a%3b/x",
 	} {
 		t.Run(p, func(t *testing.T) {
 			u, err := joinURL(base, p, nil)
