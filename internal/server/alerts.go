@@ -18,11 +18,7 @@ const ctxAlertSource = "alert_source"
 
 // alertError maps the alerts' refusals to the API's; anything else is a
 // store that does not answer (the cause to the log only).
-func alertError(c echo.Context, err error) error {
-	return refusal(c, err, func(err error) error {
-		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Alerts cannot be read or written right now. Try again in a moment.", err)
-	})
-}
+func alertError(c echo.Context, err error) error { return storeRefusal(c, err, "Alerts") }
 
 func alertActor(c echo.Context) alert.Actor {
 	who := sessionOf(c).Identity

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
@@ -24,19 +23,13 @@ import (
 // integrationError maps the profiles' refusals to the API's; anything else
 // is a store that does not answer (the cause to the log only).
 func integrationError(c echo.Context, err error) error {
-	return refusal(c, err, func(err error) error {
-		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Integration profiles cannot be read or written right now. Try again in a moment.", err)
-	})
+	return storeRefusal(c, err, "Integration profiles")
 }
 
 // integrationID reads :id, refusing what cannot be an id before any
 // look-up.
 func integrationID(c echo.Context) (string, error) {
-	id := c.Param("id")
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return "", apierror.New(http.StatusNotFound, "integration_not_found", "There is no such integration profile.")
-	}
-	return strings.ToLower(id), nil
+	return uuidParam(c, apierror.New(http.StatusNotFound, "integration_not_found", "There is no such integration profile."))
 }
 
 func actorOf(c echo.Context) integration.Actor {

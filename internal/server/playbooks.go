@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
@@ -16,19 +15,11 @@ import (
 
 // playbookError maps the store's refusals to the API's; anything else is
 // a store that does not answer.
-func playbookError(c echo.Context, err error) error {
-	return refusal(c, err, func(err error) error {
-		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", "Playbooks cannot be read or written right now. Try again in a moment.", err)
-	})
-}
+func playbookError(c echo.Context, err error) error { return storeRefusal(c, err, "Playbooks") }
 
 // playbookID reads :id, refusing what cannot be an id before any look-up.
 func playbookID(c echo.Context) (string, error) {
-	id := c.Param("id")
-	if _, err := uuid.Parse(id); err != nil {
-		return "", apierror.New(http.StatusNotFound, "not_found", "There is no such playbook.")
-	}
-	return id, nil
+	return uuidParam(c, apierror.New(http.StatusNotFound, "not_found", "There is no such playbook."))
 }
 
 func handlePlaybookList(store playbook.Store) echo.HandlerFunc {

@@ -3,7 +3,9 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/playbookstudio/gateway/internal/apierror"
@@ -58,4 +60,24 @@ func refusal(c echo.Context, err error, otherwise func(error) error) error {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+999_999_999)/1_000_000_000)))
 	}
 	return he
+}
+
+// storeRefusal is refusal for a domain backed by a store: anything that
+// is not a refusal is the store not answering (503, the cause to the log
+// only); what names the domain in the message ("Playbooks").
+func storeRefusal(c echo.Context, err error, what string) error {
+	return refusal(c, err, func(err error) error {
+		return apierror.Wrap(http.StatusServiceUnavailable, "unavailable", what+" cannot be read or written right now. Try again in a moment.", err)
+	})
+}
+
+// uuidParam reads the :id of a route whose ids are UUIDs (in their
+// 36-character form, lower case as stored), refusing anything else with
+// notFound before any look-up.
+func uuidParam(c echo.Context, notFound error) (string, error) {
+	id := c.Param("id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return "", notFound
+	}
+	return strings.ToLower(id), nil
 }
