@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/playbookstudio/gateway/internal/alert"
 	"github.com/playbookstudio/gateway/internal/fault"
@@ -24,8 +25,11 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(`{"value":[` + string(b) + `]}`))
 	}
 	f.Add([]byte(`{"value":[{"id":"x","title":"t","severity":"s","createdDateTime":"2026-01-01T00:00:00Z","incidentId":123456789012345678901}]}`))
+	f.Add([]byte(`{"id":"x","title":"t","severity":"s","createdDateTime":"0001-01-01T00:00:00Z","lastUpdateDateTime":"9999-12-31T23:59:59-23:59"}`))
+	// After every seed's dates, so they parse.
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		in, err := alert.Parse(body)
+		in, err := alert.Parse(body, now)
 		if err != nil {
 			if _, ok := fault.As(err); !ok {
 				t.Fatalf("refusal is not a fault: %v", err)
@@ -38,6 +42,13 @@ func FuzzParse(f *testing.F) {
 		for _, a := range in {
 			if a.ID == "" || a.Title == "" || a.Severity == "" || a.CreatedAt.IsZero() || a.Status == "" {
 				t.Fatalf("accepted without a required field: %+v", a)
+			}
+			// Accepted times are ones the store orders as text and a
+			// later genuine update can pass.
+			for _, at := range []time.Time{a.CreatedAt, a.LastUpdate} {
+				if !at.IsZero() && (at.Year() < 1970 || at.After(now.Add(time.Hour)) || at.Location() != time.UTC) {
+					t.Fatalf("accepted the time %v", at)
+				}
 			}
 			var m map[string]any
 			if err := json.Unmarshal(a.JSON, &m); err != nil || m["id"] != a.ID {

@@ -21,7 +21,19 @@ type Incoming struct {
 
 const maxIDLen = 256
 
-func invalid(index int, field, msg string) error {
+// maxClockSkew is how far past the gateway's clock a posted
+// createdDateTime or lastUpdateDateTime may be. Senders' clocks drift a
+// little, so some slack is fair; but lastUpdateDateTime decides whether a
+// re-post is newer, and one far in the future would make every genuine
+// later update look older and freeze the alert for good.
+const maxClockSkew = time.Hour
+
+// minAlertTime is the earliest time an alert may carry. Nothing the
+// gateway takes predates it; earlier dates are a sender's zero value
+// (.NET's 0001-01-01, which Go reads as its zero time, i.e. "absent").
+var minAlertTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func invalid(index int, field, msg string) *fault.Error {
 	return fault.New(fault.Invalid, "invalid_alert", fmt.Sprintf("Alert %d: %s", index, msg)).
 		With("index", index).With("field", field)
 }
@@ -29,8 +41,10 @@ func invalid(index int, field, msg string) error {
 // Parse reads the body of POST /api/alerts: one alert object, or
 // {"value":[alert…]}. Every alert is checked before any is stored, so a
 // batch is taken whole or refused whole; refusals name the alert's index
-// (0-based) and the field.
-func Parse(body []byte) ([]Incoming, error) {
+// (0-based) and the field. now is the gateway's clock: a createdDateTime
+// or lastUpdateDateTime more than maxClockSkew after it, or before 1970,
+// is refused.
+func Parse(body []byte, now time.Time) ([]Incoming, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, fault.New(fault.TooLarge, "too_large", fmt.Sprintf("The request body is over %d bytes (1 MiB), the limit of one post; send fewer alerts at a time.", MaxBodyBytes))
 	}
@@ -57,7 +71,7 @@ func Parse(body []byte) ([]Incoming, error) {
 	}
 	out := make([]Incoming, 0, len(raws))
 	for i, raw := range raws {
-		in, err := parseOne(i, raw)
+		in, err := parseOne(i, raw, now)
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +91,7 @@ func strictUnmarshal(b []byte, v any) error {
 	return nil
 }
 
-func parseOne(i int, raw json.RawMessage) (Incoming, error) {
+func parseOne(i int, raw json.RawMessage, now time.Time) (Incoming, error) {
 	var m map[string]any
 	// Numbers stay as written (json.Number): an alert's large ids must not
 	// lose digits through float64.
@@ -110,18 +124,15 @@ func parseOne(i int, raw json.RawMessage) (Incoming, error) {
 	if err != nil {
 		return Incoming{}, err
 	}
-	if in.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
-		return Incoming{}, invalid(i, "createdDateTime", "the field \"createdDateTime\" is not an RFC 3339 time.")
+	if in.CreatedAt, err = parseTime(i, in.ID, "createdDateTime", created, now); err != nil {
+		return Incoming{}, err
 	}
-	in.CreatedAt = in.CreatedAt.UTC()
 	if s, ok, err := optionalString(i, m, "lastUpdateDateTime"); err != nil {
 		return Incoming{}, err
 	} else if ok {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return Incoming{}, invalid(i, "lastUpdateDateTime", "the field \"lastUpdateDateTime\" is not an RFC 3339 time.")
+		if in.LastUpdate, err = parseTime(i, in.ID, "lastUpdateDateTime", s, now); err != nil {
+			return Incoming{}, err
 		}
-		in.LastUpdate = t.UTC()
 	}
 	switch v := m["incidentId"].(type) {
 	case nil:
@@ -160,6 +171,27 @@ func parseOne(i int, raw json.RawMessage) (Incoming, error) {
 		return Incoming{}, invalid(i, "", "cannot be re-encoded as JSON.")
 	}
 	return in, nil
+}
+
+// parseTime reads an RFC 3339 time the gateway orders alerts by, in UTC,
+// refusing one outside [minAlertTime, now+maxClockSkew]. Its refusals
+// name the alert's id too: the sender has to find the alert to fix it.
+func parseTime(i int, id, field, s string, now time.Time) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid(i, field, fmt.Sprintf("the field %q is not an RFC 3339 time.", field))
+	}
+	t = t.UTC()
+	switch {
+	case t.After(now.Add(maxClockSkew)):
+		return time.Time{}, invalid(i, field, fmt.Sprintf("the field %q of alert %q is %s, more than %d minutes after the gateway's clock (%s); "+
+			"a time in the future would make the sender's later updates look older. Check the sender's clock.",
+			field, id, t.Format(time.RFC3339Nano), int(maxClockSkew.Minutes()), now.UTC().Format(time.RFC3339))).With("id", id)
+	case t.Before(minAlertTime):
+		return time.Time{}, invalid(i, field, fmt.Sprintf("the field %q of alert %q is %s, before 1970; send the alert's real time.",
+			field, id, t.Format(time.RFC3339Nano))).With("id", id)
+	}
+	return t, nil
 }
 
 func requiredString(i int, m map[string]any, field string) (string, error) {

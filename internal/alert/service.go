@@ -266,25 +266,38 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Source, error) 
 // Ingest stores the alerts of one POST /api/alerts body for src: each new
 // id is created, a known one replaced when its lastUpdateDateTime is
 // newer, otherwise left as it is. by is who posted (the source itself, or
-// a user).
+// a user). The post is stored whole or not at all: a refused alert (a bad
+// field, or an id another source's alert has, OtherSource) refuses all of
+// it.
 func (s *Service) Ingest(ctx context.Context, src Source, by Actor, body []byte) ([]Result, error) {
-	in, err := Parse(body)
+	in, err := Parse(body, s.now())
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, 0, len(in))
+	now := s.stamp()
+	puts := make([]Put, 0, len(in))
 	for _, a := range in {
-		now := s.stamp()
-		rec := Alert{Tenant: src.Tenant, ID: a.ID, SourceID: src.ID, SourceName: src.Name, IncidentID: a.IncidentID,
-			Title: a.Title, Severity: a.Severity, Status: a.Status, CreatedAt: a.CreatedAt, SourceUpdatedAt: a.LastUpdate,
-			ReceivedAt: now, UpdatedAt: now, JSON: a.JSON}
-		created := Activity{At: now, Kind: KindCreated, Actor: by.label(), Detail: "alert received from source " + src.Name}
-		updated := Activity{At: now, Kind: KindUpdated, Actor: by.label(), Detail: "alert updated by source " + src.Name}
-		outcome, _, err := s.store.PutAlert(ctx, rec, created, updated)
-		if err != nil {
-			return nil, unavailable(err)
+		puts = append(puts, Put{
+			Alert: Alert{Tenant: src.Tenant, ID: a.ID, SourceID: src.ID, SourceName: src.Name, IncidentID: a.IncidentID,
+				Title: a.Title, Severity: a.Severity, Status: a.Status, CreatedAt: a.CreatedAt, SourceUpdatedAt: a.LastUpdate,
+				ReceivedAt: now, UpdatedAt: now, JSON: a.JSON},
+			OnCreate: Activity{At: now, Kind: KindCreated, Actor: by.label(), Detail: "alert received from source " + src.Name},
+			OnUpdate: Activity{At: now, Kind: KindUpdated, Actor: by.label(), Detail: "alert updated by source " + src.Name},
+		})
+	}
+	outcomes, err := s.store.PutAlerts(ctx, puts)
+	if err != nil {
+		if f, ok := fault.As(err); ok && f.Code == CodeAlertOtherSource {
+			// A misconfigured sender, or a key used to tamper with
+			// another source's alerts: worth an operator's look.
+			s.log.Warn("alert: post of another source's alert refused", "tenant", src.Tenant, "source", src.ID,
+				"by", by.label(), "alert", f.Details["id"])
 		}
-		out = append(out, Result{ID: a.ID, Created: outcome == Created, Runs: []string{}})
+		return nil, unavailable(err)
+	}
+	out := make([]Result, 0, len(in))
+	for i, a := range in {
+		out = append(out, Result{ID: a.ID, Created: outcomes[i] == Created, Runs: []string{}})
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/playbookstudio/gateway/internal/alert"
 	"github.com/playbookstudio/gateway/internal/audit"
@@ -19,6 +20,10 @@ import (
 
 var ctx = context.Background()
 
+// testNow is the services' clock: after every fixture's dates, so the
+// tests do not depend on the day they run.
+var testNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
 func newService(t *testing.T) *alert.Service {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -26,7 +31,8 @@ func newService(t *testing.T) *alert.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := alert.New(alert.Config{Store: openSQLite(t, filepath.Join(t.TempDir(), "alerts.db")), Audit: al, Log: log})
+	svc, err := alert.New(alert.Config{Store: openSQLite(t, filepath.Join(t.TempDir(), "alerts.db")), Audit: al, Log: log,
+		Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +189,7 @@ func TestParseRefusals(t *testing.T) {
 		{"over 1 MiB", big, fault.TooLarge, "too_large", "1 MiB"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := alert.Parse([]byte(c.body))
+			_, err := alert.Parse([]byte(c.body), testNow)
 			f, ok := fault.As(err)
 			if !ok || f.Kind != c.kind || f.Code != c.code || !strings.Contains(f.Message, c.in) {
 				t.Errorf("Parse = %v; want %v %s containing %q", err, c.kind, c.code, c.in)
@@ -191,13 +197,13 @@ func TestParseRefusals(t *testing.T) {
 		})
 	}
 	// The field and index are details of the answer too.
-	_, err := alert.Parse([]byte(`{"value":[` + string(raw) + `,` + without("severity") + `]}`))
+	_, err := alert.Parse([]byte(`{"value":[`+string(raw)+`,`+without("severity")+`]}`), testNow)
 	if f, _ := fault.As(err); f == nil || f.Details["index"] != 1 || f.Details["field"] != "severity" {
 		t.Errorf("details = %+v", f)
 	}
 	// Exactly 100 is fine.
 	ok := `{"value":[` + strings.TrimSuffix(strings.Repeat(string(raw)+",", alert.MaxBatch), ",") + `]}`
-	if in, err := alert.Parse([]byte(ok)); err != nil || len(in) != alert.MaxBatch {
+	if in, err := alert.Parse([]byte(ok), testNow); err != nil || len(in) != alert.MaxBatch {
 		t.Errorf("100 alerts: %d, %v", len(in), err)
 	}
 }
@@ -387,5 +393,138 @@ func TestEnsureDefaults(t *testing.T) {
 	}
 	if _, err := svc.SourceByName(ctx, "default", "default"); !errors.Is(err, alert.ErrSourceNotFound) {
 		t.Errorf("deleted default came back: %v", err)
+	}
+}
+
+// An alert is updated only by its own source: another source's key, or an
+// automation user posting for another source, can neither replace it nor
+// slip a new alert in beside the refused one (a batch is all or nothing).
+func TestIngestOtherSourceRefused(t *testing.T) {
+	svc := newService(t)
+	a := mustSource(t, svc, "t1", "sentinel-a")
+	b := mustSource(t, svc, "t1", "sentinel-b")
+	raw := fixtures(t)["phishing-high.json"]
+	res, err := svc.Ingest(ctx, a, alert.Actor{Tenant: "t1", ID: a.ID, Name: "source sentinel-a"}, raw)
+	if err != nil || !res[0].Created {
+		t.Fatalf("ingest from a = %+v, %v", res, err)
+	}
+	id := res[0].ID
+	orig, _ := svc.Get(ctx, "t1", id)
+	hijack := edit(t, raw, func(m map[string]any) { m["title"] = "hijacked"; m["lastUpdateDateTime"] = "2026-11-30T00:00:00Z" })
+	fresh := edit(t, raw, func(m map[string]any) { m["id"] = "fresh" })
+	for _, c := range []struct {
+		name  string
+		by    alert.Actor
+		body  []byte
+		index int
+	}{
+		{"key of another source, newer", alert.Actor{Tenant: "t1", ID: b.ID, Name: "source sentinel-b"}, hijack, 0},
+		{"key of another source, same time", alert.Actor{Tenant: "t1", ID: b.ID, Name: "source sentinel-b"}, raw, 0},
+		{"automation user naming another source", alert.Actor{Tenant: "t1", ID: "sub-eve", Name: "Eve"}, hijack, 0},
+		{"second of a batch", alert.Actor{Tenant: "t1", ID: b.ID, Name: "source sentinel-b"},
+			[]byte(`{"value":[` + string(fresh) + `,` + string(hijack) + `]}`), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := svc.Ingest(ctx, b, c.by, c.body)
+			f, ok := fault.As(err)
+			if !ok || f.Kind != fault.Conflict || f.Code != "alert_other_source" || !strings.Contains(f.Message, id) ||
+				!strings.Contains(f.Message, "another source") || f.Details["id"] != id || f.Details["index"] != c.index {
+				t.Fatalf("ingest from b = %+v, %v; want a conflict alert_other_source naming %q at index %d", res, err, id, c.index)
+			}
+			got, err := svc.Get(ctx, "t1", id)
+			if err != nil || got.Title != orig.Title || got.SourceID != a.ID || string(got.JSON) != string(orig.JSON) {
+				t.Errorf("after the refusal: title %q, source %s, %v", got.Title, got.SourceID, err)
+			}
+			if act, _ := svc.Activity(ctx, "t1", id); len(act) != 1 {
+				t.Errorf("activity after the refusal = %+v", act)
+			}
+			if _, err := svc.Get(ctx, "t1", "fresh"); !errors.Is(err, alert.ErrAlertNotFound) {
+				t.Errorf("part of a refused batch was stored: %v", err)
+			}
+		})
+	}
+	// The alert's own source still updates it.
+	res, err = svc.Ingest(ctx, a, alert.Actor{Tenant: "t1", ID: a.ID, Name: "source sentinel-a"}, hijack)
+	if err != nil || res[0].Created {
+		t.Fatalf("update from a = %+v, %v", res, err)
+	}
+	if got, _ := svc.Get(ctx, "t1", id); got.Title != "hijacked" || got.SourceID != a.ID {
+		t.Errorf("own source's update: title %q, source %s", got.Title, got.SourceID)
+	}
+	// Another tenant's source with the same id makes its own alert.
+	c := mustSource(t, svc, "t2", "sentinel-a")
+	if res, err := svc.Ingest(ctx, c, alert.Actor{Tenant: "t2", ID: c.ID}, raw); err != nil || !res[0].Created {
+		t.Errorf("same id in another tenant = %+v, %v", res, err)
+	}
+}
+
+// A time far ahead of the clock would make every genuine later update look
+// older and freeze the alert; one before 1970 is a sender's zero value.
+// Both are refused, naming the alert and the field; a little clock skew is
+// fine.
+func TestIngestDateBounds(t *testing.T) {
+	svc := newService(t)
+	src := mustSource(t, svc, "t1", "default")
+	by := alert.Actor{Tenant: "t1", Name: "source default"}
+	raw := fixtures(t)["phishing-high.json"]
+	res, err := svc.Ingest(ctx, src, by, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res[0].ID
+	at := func(field, v string) []byte {
+		return edit(t, raw, func(m map[string]any) { m["title"] = "changed"; m[field] = v })
+	}
+	for _, c := range []struct {
+		name, field, value string
+	}{
+		{"lastUpdate year 9999", "lastUpdateDateTime", "9999-12-31T23:59:59Z"},
+		// Year 10000 in UTC: stored, it could not be read back, and the
+		// tenant's alert list would fail.
+		{"lastUpdate past year 9999 in UTC", "lastUpdateDateTime", "9999-12-31T23:59:59-23:59"},
+		{"lastUpdate past the skew", "lastUpdateDateTime", testNow.Add(61 * time.Minute).Format(time.RFC3339)},
+		{"lastUpdate ahead by its offset", "lastUpdateDateTime", "2026-12-01T12:30:00-02:00"},
+		{"created in the future", "createdDateTime", "2100-01-01T00:00:00Z"},
+		{"created year 1", "createdDateTime", "0001-01-01T00:00:00Z"},
+		{"created year 0", "createdDateTime", "0000-06-01T00:00:00Z"},
+		{"lastUpdate before 1970", "lastUpdateDateTime", "1969-12-31T23:59:59Z"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := svc.Ingest(ctx, src, by, at(c.field, c.value))
+			f, ok := fault.As(err)
+			if !ok || f.Kind != fault.Invalid || f.Code != "invalid_alert" || f.Details["field"] != c.field || f.Details["id"] != id ||
+				!strings.Contains(f.Message, c.field) || !strings.Contains(f.Message, id) {
+				t.Fatalf("ingest = %v; want invalid_alert naming %s and %q", err, c.field, id)
+			}
+			if got, _ := svc.Get(ctx, "t1", id); got.Title == "changed" {
+				t.Error("the refused post changed the alert")
+			}
+		})
+	}
+	// A refused date in a batch refuses all of it.
+	fresh := edit(t, raw, func(m map[string]any) { m["id"] = "fresh" })
+	batch := []byte(`{"value":[` + string(fresh) + `,` + string(at("lastUpdateDateTime", "3000-01-01T00:00:00Z")) + `]}`)
+	if _, err := svc.Ingest(ctx, src, by, batch); fault.CodeOf(err) != "invalid_alert" {
+		t.Errorf("batch = %v", err)
+	} else if f, _ := fault.As(err); f.Details["index"] != 1 {
+		t.Errorf("batch refusal details = %+v", f.Details)
+	}
+	if _, err := svc.Get(ctx, "t1", "fresh"); !errors.Is(err, alert.ErrAlertNotFound) {
+		t.Errorf("part of a refused batch was stored: %v", err)
+	}
+	// Within the skew is taken, and a genuine later update still wins.
+	soon := testNow.Add(59 * time.Minute)
+	if res, err := svc.Ingest(ctx, src, by, at("lastUpdateDateTime", soon.Format(time.RFC3339))); err != nil || res[0].Created {
+		t.Fatalf("within the skew = %+v, %v", res, err)
+	}
+	later := edit(t, raw, func(m map[string]any) {
+		m["title"] = "later"
+		m["lastUpdateDateTime"] = soon.Add(time.Second).Format(time.RFC3339)
+	})
+	if _, err := svc.Ingest(ctx, src, by, later); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Get(ctx, "t1", id); got.Title != "later" {
+		t.Errorf("a later update did not win: %q", got.Title)
 	}
 }

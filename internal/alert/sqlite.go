@@ -232,42 +232,59 @@ func insertActivity(ctx context.Context, x execer, tenant, alertID string, a Act
 	return err
 }
 
-func (s *SQLite) PutAlert(ctx context.Context, a Alert, onCreate, onUpdate Activity) (Outcome, Alert, error) {
+func (s *SQLite) PutAlerts(ctx context.Context, puts []Put) ([]Outcome, error) {
 	tx, err := s.db.W.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, Alert{}, wrap("put alert", err)
+		return nil, wrap("put alerts", err)
 	}
 	defer tx.Rollback()
+	out := make([]Outcome, 0, len(puts))
+	for i, p := range puts {
+		o, err := putAlert(ctx, tx, i, p)
+		if err != nil {
+			return nil, wrap("put alerts", err)
+		}
+		out = append(out, o)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, wrap("put alerts", err)
+	}
+	return out, nil
+}
+
+// putAlert is one alert of PutAlerts, the index-th, inside its
+// transaction.
+func putAlert(ctx context.Context, tx *sql.Tx, index int, p Put) (Outcome, error) {
+	a := p.Alert
 	old, err := scanAlert(tx.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alerts WHERE tenant = ? AND id = ?`, a.Tenant, a.ID))
 	switch {
 	case errors.Is(err, ErrAlertNotFound):
 		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (`+alertCols+`, severity_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			a.Tenant, a.ID, a.SourceID, a.SourceName, a.IncidentID, a.Title, a.Severity, a.Status,
 			ft(a.CreatedAt), ft(a.SourceUpdatedAt), ft(a.ReceivedAt), ft(a.UpdatedAt), string(a.JSON), severityRank(a.Severity)); err != nil {
-			return 0, Alert{}, wrap("put alert", err)
+			return 0, err
 		}
-		if err := insertActivity(ctx, tx, a.Tenant, a.ID, onCreate); err != nil {
-			return 0, Alert{}, wrap("put alert", err)
-		}
-		return Created, a, wrap("put alert", tx.Commit())
+		return Created, insertActivity(ctx, tx, a.Tenant, a.ID, p.OnCreate)
 	case err != nil:
-		return 0, Alert{}, wrap("put alert", err)
+		return 0, err
+	}
+	// Checked before "newer": another source learns nothing from which
+	// of its posts would have counted, and never gets an Unchanged that
+	// reads as accepted.
+	if old.SourceID != a.SourceID {
+		return 0, OtherSource(index, a.ID)
 	}
 	if a.SourceUpdatedAt.IsZero() || !a.SourceUpdatedAt.After(old.SourceUpdatedAt) {
-		return Unchanged, old, nil
+		return Unchanged, nil
 	}
-	// The alert keeps its first arrival time.
-	a.ReceivedAt = old.ReceivedAt
-	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET source_id = ?, source_name = ?, incident_id = ?, title = ?, severity = ?, severity_rank = ?,
+	// The alert keeps its source and its first arrival time.
+	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET source_name = ?, incident_id = ?, title = ?, severity = ?, severity_rank = ?,
 		status = ?, created_at = ?, source_updated_at = ?, updated_at = ?, body = ? WHERE tenant = ? AND id = ?`,
-		a.SourceID, a.SourceName, a.IncidentID, a.Title, a.Severity, severityRank(a.Severity), a.Status,
+		a.SourceName, a.IncidentID, a.Title, a.Severity, severityRank(a.Severity), a.Status,
 		ft(a.CreatedAt), ft(a.SourceUpdatedAt), ft(a.UpdatedAt), string(a.JSON), a.Tenant, a.ID); err != nil {
-		return 0, Alert{}, wrap("put alert", err)
+		return 0, err
 	}
-	if err := insertActivity(ctx, tx, a.Tenant, a.ID, onUpdate); err != nil {
-		return 0, Alert{}, wrap("put alert", err)
-	}
-	return Updated, a, wrap("put alert", tx.Commit())
+	return Updated, insertActivity(ctx, tx, a.Tenant, a.ID, p.OnUpdate)
 }
 
 func (s *SQLite) GetAlert(ctx context.Context, tenant, id string) (Alert, error) {

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/playbookstudio/gateway/internal/fault"
 )
@@ -15,6 +16,27 @@ var (
 	ErrSourceNameTaken  = fault.New(fault.Conflict, "source_name_taken", "A source of that name exists already; pick another name.")
 )
 
+// CodeAlertOtherSource is the code of OtherSource's refusal.
+const CodeAlertOtherSource = "alert_other_source"
+
+// OtherSource is the refusal of a post whose index-th alert has the id of
+// an alert another source of the tenant sent: only the source that
+// created an alert may update it, or any key of the tenant could rewrite
+// any alert. It names the id (and no other source: the caller needs the
+// id to fix its post, not to learn who else sends).
+func OtherSource(index int, id string) error {
+	return fault.New(fault.Conflict, CodeAlertOtherSource, fmt.Sprintf("Alert %d: the alert %q belongs to another source, "+
+		"and only the source that created an alert may update it. Nothing of this post was stored.", index, id)).
+		With("index", index).With("id", id)
+}
+
+// Put is one alert of a post for PutAlerts, with the activity row its
+// creation or its update records.
+type Put struct {
+	Alert              Alert
+	OnCreate, OnUpdate Activity
+}
+
 // Outcome is what a post did to a stored alert.
 type Outcome int
 
@@ -23,6 +45,18 @@ const (
 	Created
 	Updated
 )
+
+func (o Outcome) String() string {
+	switch o {
+	case Unchanged:
+		return "unchanged"
+	case Created:
+		return "created"
+	case Updated:
+		return "updated"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
 
 // Store keeps sources, keys, alerts and activity. The SQLite
 // implementation is the embedded default; the interface is shaped so
@@ -43,11 +77,14 @@ type Store interface {
 	ListKeys(ctx context.Context, tenant, sourceID string) ([]Key, error)
 	DeleteKey(ctx context.Context, tenant, sourceID, id string) error
 
-	// PutAlert inserts a (with onCreate) or, when a's SourceUpdatedAt is
-	// after the stored one, replaces it (with onUpdate), in one
-	// transaction; otherwise it changes nothing. It returns the alert as
-	// stored after the call.
-	PutAlert(ctx context.Context, a Alert, onCreate, onUpdate Activity) (Outcome, Alert, error)
+	// PutAlerts stores the alerts of one post, in order and in one
+	// transaction: a new id is inserted (with its OnCreate row); a known
+	// one is replaced (with its OnUpdate row) when its SourceUpdatedAt is
+	// after the stored one, and otherwise left as it is. A known id whose
+	// alert has another SourceID refuses the whole call with
+	// OtherSource(index, id). Any error writes nothing: a post is stored
+	// whole or not at all. Outcomes are in the order of puts.
+	PutAlerts(ctx context.Context, puts []Put) ([]Outcome, error)
 	GetAlert(ctx context.Context, tenant, id string) (Alert, error)
 	// ListAlerts is newest createdDateTime first.
 	ListAlerts(ctx context.Context, tenant string, f Filter) ([]Alert, error)

@@ -151,7 +151,15 @@ func TestAlertPostWithSession(t *testing.T) {
 	}
 	eu := alice
 	eu.ID, eu.Groups = "sub-eu", []string{"soc-eu"}
-	if w := e.api(t, e.signIn(t, eu), http.MethodPost, "/api/alerts?source="+restricted.ID, body); w.Code != http.StatusAccepted {
+	// The same alert id belongs to the default source now: another
+	// source may not replace it.
+	if w := e.api(t, e.signIn(t, eu), http.MethodPost, "/api/alerts?source="+restricted.ID, body); w.Code != http.StatusConflict {
+		t.Errorf("another source's alert: %d %s", w.Code, w.Body)
+	} else if code, _ := apiError(t, w); code != "alert_other_source" {
+		t.Errorf("code %s", code)
+	}
+	euBody := strings.Replace(body, "da638009988776655443_998877665", "da638009988776655443_eu", 1)
+	if w := e.api(t, e.signIn(t, eu), http.MethodPost, "/api/alerts?source="+restricted.ID, euBody); w.Code != http.StatusAccepted {
 		t.Errorf("soc-eu member: %d %s", w.Code, w.Body)
 	}
 	if w := e.api(t, e.signIn(t, bob), http.MethodPost, "/api/alerts?source="+e.src.ID, body); w.Code != 403 {

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/playbookstudio/gateway/internal/alert"
+	"github.com/playbookstudio/gateway/internal/fault"
 )
 
 // Run runs the suite; open returns a new, empty store.
@@ -24,6 +26,25 @@ func Run(t *testing.T, open func(t *testing.T) alert.Store) {
 	}
 	act := func(kind string) alert.Activity {
 		return alert.Activity{At: t0, Kind: kind, Actor: "a", Detail: kind}
+	}
+	puts := func(as ...alert.Alert) []alert.Put {
+		out := make([]alert.Put, 0, len(as))
+		for _, a := range as {
+			out = append(out, alert.Put{Alert: a, OnCreate: act("created"), OnUpdate: act("updated")})
+		}
+		return out
+	}
+	// put stores one alert, as a post of one.
+	put := func(t *testing.T, s alert.Store, a alert.Alert) (alert.Outcome, error) {
+		t.Helper()
+		out, err := s.PutAlerts(ctx, puts(a))
+		if err != nil {
+			return 0, err
+		}
+		if len(out) != 1 {
+			t.Fatalf("one put answered %d outcomes", len(out))
+		}
+		return out[0], nil
 	}
 
 	t.Run("sources", func(t *testing.T) {
@@ -82,19 +103,22 @@ func Run(t *testing.T, open func(t *testing.T) alert.Store) {
 	t.Run("put: created, newer wins, older and equal unchanged", func(t *testing.T) {
 		s := open(t)
 		a := mkAlert("t1", "a1", "inc1", t0)
-		out, _, err := s.PutAlert(ctx, a, act("created"), act("updated"))
+		out, err := put(t, s, a)
 		if err != nil || out != alert.Created {
 			t.Fatalf("first put = %v, %v", out, err)
 		}
 		for _, upd := range []time.Time{t0, t0.Add(-time.Second), {}} {
 			b := mkAlert("t1", "a1", "inc1", upd)
-			if out, got, err := s.PutAlert(ctx, b, act("created"), act("updated")); err != nil || out != alert.Unchanged || string(got.JSON) != string(a.JSON) {
-				t.Errorf("put with lastUpdate %v = %v, %s, %v; want unchanged", upd, out, got.JSON, err)
+			if out, err := put(t, s, b); err != nil || out != alert.Unchanged {
+				t.Errorf("put with lastUpdate %v = %v, %v; want unchanged", upd, out, err)
+			}
+			if got, err := s.GetAlert(ctx, "t1", "a1"); err != nil || string(got.JSON) != string(a.JSON) {
+				t.Errorf("after a put with lastUpdate %v: %s, %v", upd, got.JSON, err)
 			}
 		}
 		c := mkAlert("t1", "a1", "inc2", t0.Add(time.Nanosecond))
 		c.ReceivedAt = t0.Add(time.Hour)
-		if out, _, err := s.PutAlert(ctx, c, act("created"), act("updated")); err != nil || out != alert.Updated {
+		if out, err := put(t, s, c); err != nil || out != alert.Updated {
 			t.Errorf("newer put = %v, %v", out, err)
 		}
 		got, err := s.GetAlert(ctx, "t1", "a1")
@@ -112,8 +136,74 @@ func Run(t *testing.T, open func(t *testing.T) alert.Store) {
 			t.Errorf("another tenant's activity: %+v", rows)
 		}
 		// The same id in another tenant is another alert.
-		if out, _, err := s.PutAlert(ctx, mkAlert("t2", "a1", "", t0), act("created"), act("updated")); err != nil || out != alert.Created {
+		if out, err := put(t, s, mkAlert("t2", "a1", "", t0)); err != nil || out != alert.Created {
 			t.Errorf("same id, other tenant = %v, %v", out, err)
+		}
+	})
+
+	t.Run("put: a post is stored in order, whole or not at all", func(t *testing.T) {
+		s := open(t)
+		out, err := s.PutAlerts(ctx, puts(mkAlert("t1", "a1", "", t0), mkAlert("t1", "a1", "", t0.Add(time.Second)), mkAlert("t1", "a2", "", t0)))
+		if err != nil || fmt.Sprint(out) != fmt.Sprint([]alert.Outcome{alert.Created, alert.Updated, alert.Created}) {
+			t.Fatalf("batch = %v, %v; want created, updated, created", out, err)
+		}
+		if got, _ := s.GetAlert(ctx, "t1", "a1"); !got.SourceUpdatedAt.Equal(t0.Add(time.Second)) {
+			t.Errorf("the batch's second a1 did not apply: %+v", got.SourceUpdatedAt)
+		}
+	})
+
+	t.Run("put: only the alert's own source updates it", func(t *testing.T) {
+		s := open(t)
+		if _, err := put(t, s, mkAlert("t1", "a1", "inc1", t0)); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := s.GetAlert(ctx, "t1", "a1")
+		other := func(id string, upd time.Time) alert.Alert {
+			a := mkAlert("t1", id, "inc-x", upd)
+			a.SourceID, a.SourceName, a.Title = "src-2", "other", "hijacked"
+			return a
+		}
+		for _, c := range []struct {
+			name  string
+			batch []alert.Alert
+			index int
+		}{
+			{"newer", []alert.Alert{other("a1", t0.Add(time.Hour))}, 0},
+			{"same time", []alert.Alert{other("a1", t0)}, 0},
+			{"no lastUpdate", []alert.Alert{other("a1", time.Time{})}, 0},
+			// The new alert before the refused one is not stored either.
+			{"after a new alert", []alert.Alert{other("a9", t0), other("a1", t0.Add(time.Hour))}, 1},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				out, err := s.PutAlerts(ctx, puts(c.batch...))
+				f, ok := fault.As(err)
+				if !ok || f.Kind != fault.Conflict || f.Code != alert.CodeAlertOtherSource || f.Details["id"] != "a1" || f.Details["index"] != c.index {
+					t.Fatalf("put from another source = %v, %v; want %s for a1 at %d", out, err, alert.CodeAlertOtherSource, c.index)
+				}
+				got, err := s.GetAlert(ctx, "t1", "a1")
+				if err != nil || got.SourceID != "src-1" || got.Title != before.Title || string(got.JSON) != string(before.JSON) ||
+					!got.SourceUpdatedAt.Equal(t0) || got.IncidentID != "inc1" {
+					t.Errorf("after the refusal: %+v, %v", got, err)
+				}
+				if _, err := s.GetAlert(ctx, "t1", "a9"); !errors.Is(err, alert.ErrAlertNotFound) {
+					t.Errorf("part of a refused post was stored: %v", err)
+				}
+				if rows, _ := s.Activity(ctx, "t1", []string{"a1", "a9"}); len(rows) != 1 {
+					t.Errorf("activity after the refusal = %+v", rows)
+				}
+			})
+		}
+		// The own source still updates it; another tenant's same id is its own.
+		if out, err := put(t, s, mkAlert("t1", "a1", "inc1", t0.Add(time.Hour))); err != nil || out != alert.Updated {
+			t.Errorf("own source's update = %v, %v", out, err)
+		}
+		if out, err := put(t, s, other("a1", t0)); err == nil {
+			t.Errorf("another source after an update = %v", out)
+		}
+		o := other("a1", t0)
+		o.Tenant = "t2"
+		if out, err := put(t, s, o); err != nil || out != alert.Created {
+			t.Errorf("same id, other tenant's source = %v, %v", out, err)
 		}
 	})
 
@@ -126,7 +216,7 @@ func Run(t *testing.T, open func(t *testing.T) alert.Store) {
 			if id == "a3" {
 				a.IncidentID, a.Severity, a.Status, a.SourceID = "inc2", "low", "resolved", "src-2"
 			}
-			if _, _, err := s.PutAlert(ctx, a, act("created"), act("updated")); err != nil {
+			if _, err := put(t, s, a); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -170,7 +260,7 @@ func Run(t *testing.T, open func(t *testing.T) alert.Store) {
 
 	t.Run("modify and runs", func(t *testing.T) {
 		s := open(t)
-		if _, _, err := s.PutAlert(ctx, mkAlert("t1", "a1", "", t0), act("created"), act("updated")); err != nil {
+		if _, err := put(t, s, mkAlert("t1", "a1", "", t0)); err != nil {
 			t.Fatal(err)
 		}
 		boom := errors.New("boom")
