@@ -13,6 +13,22 @@
 // namespace and the command keeps that user's uid: the namespaces still
 // hide everything not bound, but files created belong to the gateway's
 // uid (the README says so).
+//
+// Every sandbox also gets a seccomp filter (seccomp.go; bwrap loads it
+// right before it executes the command), because as root there is no
+// user namespace to hold the process back from making one of its own:
+// unshare(CLONE_NEWUSER) would hand it every capability inside, and with
+// them nf_tables, mounts and the rest of the kernel's usual exploit
+// surface. The filter refuses (EPERM) unshare and clone with any
+// CLONE_NEW* flag; clone3 answers ENOSYS (its flags are out of a
+// filter's reach; glibc falls back to clone); it refuses io_uring, bpf,
+// keyrings, perf_event_open, userfaultfd, setns, mounts and the new mount
+// API, modules, kexec, ptrace and process_vm_*, file handles, swap,
+// reboot, syslog, acct, quotactl, TIOCSTI and TIOCLINUX, personalities
+// that weaken a process's hardening, and every call of another ABI
+// (i386 and x32 on x86_64, aarch32 on arm64). Everything else, fork and
+// threads included, is allowed. Only amd64 and arm64 have a filter: on
+// another architecture New refuses.
 package sandbox
 
 import (
@@ -24,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,11 +57,16 @@ type Config struct {
 type Sandbox struct {
 	bwrap, setpriv, prlimit string
 	root                    bool
+	seccomp                 []byte // the filter bwrap loads, see seccomp.go
 }
 
 // New finds the tools and refuses, with a sentence naming the package,
-// when one is missing.
+// when one is missing, or on an architecture without a seccomp filter.
 func New(cfg Config) (*Sandbox, error) {
+	filter, err := seccompProgram(runtime.GOARCH)
+	if err != nil {
+		return nil, err
+	}
 	find := func(p, name, pkg string) (string, error) {
 		if p == "" {
 			p = name
@@ -55,8 +77,7 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 		return full, nil
 	}
-	s := &Sandbox{root: os.Geteuid() == 0}
-	var err error
+	s := &Sandbox{root: os.Geteuid() == 0, seccomp: filter}
 	if s.bwrap, err = find(cfg.Bwrap, "bwrap", "bubblewrap"); err != nil {
 		return nil, err
 	}
@@ -231,7 +252,13 @@ func (s *Sandbox) args(spec Spec) ([]string, []*os.File, error) {
 		}
 		a = append(a, op, b.Host, b.Inside)
 	}
-	var files []*os.File
+	// The seccomp filter first (fd 5), then the files.
+	filter, err := dataPipe(s.seccomp)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := []*os.File{filter}
+	a = append(a, "--seccomp", "5")
 	for _, f := range spec.Files {
 		r, err := dataPipe(f.Content)
 		if err != nil {
