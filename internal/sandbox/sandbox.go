@@ -124,6 +124,10 @@ type Spec struct {
 	Hostname string   // default "sandbox"
 	MaxProcs int      // RLIMIT_NPROC for the uid (root callers only; 0: none)
 	TmpSize  int64    // size of the /tmp tmpfs in bytes (0: the kernel's default, half the memory)
+	// Cgroups are cgroup.procs files (package cgroup) the sandbox joins
+	// before bubblewrap starts, so that every process of it is in the
+	// group from its first fork.
+	Cgroups []string
 	// Stdout and Stderr receive the command's output (nil: discarded).
 	Stdout, Stderr *os.File
 }
@@ -176,6 +180,20 @@ func (s *Sandbox) Start(spec Spec) (*Process, error) {
 		}
 	}
 	cmd := exec.Command(s.bwrap, append([]string{"--args", "3"}, command...)...)
+	if len(spec.Cgroups) > 0 {
+		// A shell joins the groups, then becomes bwrap (same PID, same
+		// descriptors): a group joined after bwrap started would miss
+		// the children it had already forked.
+		for _, g := range spec.Cgroups {
+			if !filepath.IsAbs(g) || filepath.Base(g) != "cgroup.procs" {
+				closeAll()
+				argsW.Close()
+				return nil, fmt.Errorf("sandbox: %q is not a cgroup.procs file", g)
+			}
+		}
+		join := `while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"`
+		cmd = exec.Command("/bin/sh", append(append(append([]string{"-c", join, "sh"}, spec.Cgroups...), "--", s.bwrap, "--args", "3"), command...)...)
+	}
 	cmd.Env = spec.Env
 	cmd.ExtraFiles = extra
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
