@@ -18,7 +18,7 @@ var migrationFiles embed.FS
 
 // store keeps runs in SQLite (DATA_DIR/runs.db). Every change of a run's
 // state is one conditional UPDATE, so several runner processes can share
-// the table: a claim takes the oldest queued run and names its owner in
+// the table: a claim takes the next queued run and names its owner in
 // the same statement (on Postgres, FOR UPDATE SKIP LOCKED in the subquery).
 type store struct {
 	db *sqlstore.DB
@@ -161,11 +161,27 @@ func (s *store) list(ctx context.Context, tenant string, f Filter) ([]Run, error
 	return out, rows.Err()
 }
 
-// claim takes the oldest queued run for owner, in one statement.
+// claim takes the next queued run for owner, in one statement. The
+// queue is fair between tenants rather than one FIFO: the next run is the
+// oldest of the tenant with the fewest runs running, so a tenant whose
+// rules queue a thousand runs delays another tenant's next run by at most
+// the runs already running, not by its whole backlog. Within a tenant it
+// is first in, first out.
 func (s *store) claim(ctx context.Context, owner string, now time.Time) (Run, bool, error) {
 	t := sqlstore.FormatTime(now)
 	r, err := scanRun(s.db.W.QueryRowContext(ctx, `UPDATE runs SET status = 'running', owner = ?, started_at = ?, heartbeat_at = ?
-		WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1) AND status = 'queued'
+		WHERE id = (
+			WITH heads AS (
+				SELECT tenant, MIN(queued_at) AS first FROM runs WHERE status = 'queued' GROUP BY tenant
+			), busy AS (
+				SELECT tenant, COUNT(*) AS n FROM runs WHERE status = 'running' GROUP BY tenant
+			), next AS (
+				SELECT h.tenant FROM heads h LEFT JOIN busy b ON b.tenant = h.tenant
+				ORDER BY COALESCE(b.n, 0), h.first, h.tenant LIMIT 1
+			)
+			SELECT id FROM runs WHERE status = 'queued' AND tenant = (SELECT tenant FROM next)
+			ORDER BY queued_at, id LIMIT 1
+		) AND status = 'queued'
 		RETURNING `+runCols, owner, t, t))
 	if errors.Is(err, ErrNotFound) {
 		return Run{}, false, nil
