@@ -20,7 +20,9 @@ import (
 	"github.com/playbookstudio/gateway/internal/fault"
 )
 
-// Caps of what one run records.
+// Caps of what one run records, and of what it may do: past maxCalls and
+// maxActions an integration call or an action is refused (never made
+// unrecorded); past maxLogLines log lines are dropped and counted.
 const (
 	maxLogLines    = 1000
 	maxLogLine     = 4000
@@ -28,9 +30,75 @@ const (
 	maxActions     = 1000
 	maxResultBytes = 64 << 10
 	maxErrorBytes  = 16 << 10
-	// maxMessage bounds one line of the ctx protocol (a request body, an
-	// answer relayed back): above EGRESS_MAX_RESPONSE_BYTES' default.
-	maxMessage = 16 << 20
+)
+
+// What one run may make the gateway hold at once. A run is untrusted
+// code: without these, many connections each sending a long line, or many
+// calls started together, make the gateway allocate without bound.
+const (
+	// maxConns is how many connections to the ctx socket a run may hold
+	// at once (the runtime uses one); more are refused and closed.
+	maxConns = 4
+	// maxInFlight is how many integration calls of a run go through the
+	// egress at once; more wait for a free slot (while the run lasts).
+	maxInFlight = 4
+	// maxRequestBody is the largest JSON body of a playbook's integration
+	// call (the egress allows up to EGRESS_MAX_RESPONSE_BYTES; a playbook,
+	// less: this much is held per connection).
+	maxRequestBody = 1 << 20
+	// maxRequestRest is the most of a request's line besides its body:
+	// the path, the query and the headers (decoded only once checked).
+	maxRequestRest = 64 << 10
+	// maxLine is the longest line the gateway reads (the longest
+	// operation's, request's); a longer one is refused before more of it
+	// is held, and its connection closed.
+	maxLine = maxRequestBody + maxRequestRest
+	// maxLogMessage is a log request's limit: the runtime cuts a message
+	// to just over maxLogLine bytes (the gateway keeps that many) and JSON
+	// writes a byte as at most six ("\u0001").
+	maxLogMessage = 32 << 10
+	// maxOutcome is result's and fail's: the runtime sends a result over
+	// maxResultBytes as its first maxResultBytes (a preview), and an error
+	// and a traceback cut to maxErrorBytes each.
+	maxOutcome = 256 << 10
+	// maxOther is every other operation's (an alert comment is at most 16
+	// KiB, escaped up to six times).
+	maxOther = 128 << 10
+)
+
+// opLimit is the longest line of op, newline included (request's are
+// checkSize's: its body and the rest apart).
+func opLimit(op string) int {
+	switch op {
+	case "log":
+		return maxLogMessage
+	case "result", "fail":
+		return maxOutcome
+	}
+	return maxOther
+}
+
+// limits are what the hello answer tells the runtime, so that it checks
+// them before sending and a playbook gets an exception, not a refusal it
+// cannot read.
+func limits() map[string]any {
+	return map[string]any{
+		"ops":         map[string]int{"log": maxLogMessage, "result": maxOutcome, "fail": maxOutcome},
+		"other":       maxOther,
+		"requestBody": maxRequestBody,
+		"requestRest": maxRequestRest,
+		"logLine":     maxLogLine,
+		"result":      maxResultBytes,
+		"error":       maxErrorBytes,
+	}
+}
+
+// Who wrote a log line: the playbook (ctx.log, print, what the runtime
+// wrote to stdout or stderr, a notification's text) or the gateway (its
+// notes about the run, which a playbook must not be able to pass for).
+const (
+	ByPlaybook = "playbook"
+	ByGateway  = "gateway"
 )
 
 // GraphProfile is the profile block_user and disable_user act through.
@@ -45,14 +113,20 @@ type session struct {
 	run     Run // ID, Tenant, AlertID, PlaybookID, DryRun: fixed
 	alert   json.RawMessage
 	started time.Time
+	// slots holds a token per integration call in the egress (maxInFlight).
+	slots chan struct{}
 
 	mu        sync.Mutex
 	log       []LogLine
 	logDrop   int
 	calls     []Call
-	callDrop  int
+	callsUsed int // calls recorded or about to be (reserved)
+	callsRef  int // calls refused past maxCalls
 	actions   []Action
-	actDrop   int
+	actsUsed  int
+	actsRef   int
+	connsRef  int // connections refused past maxConns
+	longRef   int // lines refused past maxLine (their connection closed)
 	entered   *time.Time
 	result    json.RawMessage
 	finished  bool // the runtime reported a result or a failure
@@ -61,24 +135,42 @@ type session struct {
 	enteredCh chan struct{}
 }
 
+func newSession(svc *Service, r Run, started time.Time) *session {
+	return &session{svc: svc, run: r, started: started, slots: make(chan struct{}, maxInFlight), enteredCh: make(chan struct{})}
+}
+
 func (s *session) now() time.Time { return s.svc.now() }
 
-// snapshot copies what the run recorded into r.
+// snapshot copies what the run recorded into r, with the gateway's notes
+// about what it dropped or refused.
 func (s *session) snapshot(r *Run) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.Log = append([]LogLine{}, s.log...)
+	note := func(format string, a ...any) {
+		r.Log = append(r.Log, LogLine{At: s.now(), Message: fmt.Sprintf(format, a...), By: ByGateway})
+	}
 	if s.logDrop > 0 {
-		r.Log = append(r.Log, LogLine{At: s.now(), Message: fmt.Sprintf("(%d more log lines were dropped: a run keeps %d)", s.logDrop, maxLogLines)})
+		note("(%d more log lines were dropped: a run keeps %d)", s.logDrop, maxLogLines)
+	}
+	if s.callsRef > 0 {
+		note("(%d integration calls were refused: a run may make at most %d)", s.callsRef, maxCalls)
+	}
+	if s.actsRef > 0 {
+		note("(%d actions were refused: a run may take at most %d)", s.actsRef, maxActions)
+	}
+	if s.connsRef > 0 {
+		note("(%d connections to the gateway were refused: a run may hold %d at once)", s.connsRef, maxConns)
+	}
+	if s.longRef > 0 {
+		note("(%d ctx messages over %d KiB were refused and their connections closed)", s.longRef, maxLine>>10)
 	}
 	r.Calls = append([]Call{}, s.calls...)
 	r.Actions = append([]Action{}, s.actions...)
-	if s.callDrop > 0 || s.actDrop > 0 {
-		r.Log = append(r.Log, LogLine{At: s.now(), Message: fmt.Sprintf("(%d integration calls and %d actions were not recorded: a run keeps %d of each)", s.callDrop, s.actDrop, maxCalls)})
-	}
 	r.EnteredAt = s.entered
 }
 
+// addLog records a line the playbook wrote.
 func (s *session) addLog(msg string) {
 	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	if len(msg) > maxLogLine {
@@ -90,26 +182,46 @@ func (s *session) addLog(msg string) {
 		s.logDrop++
 		return
 	}
-	s.log = append(s.log, LogLine{At: s.now(), Message: msg})
+	s.log = append(s.log, LogLine{At: s.now(), Message: msg, By: ByPlaybook})
 }
 
+// reserve takes room in the record for calls integration calls and
+// actions actions, all or nothing, or says which cap the run has reached
+// (and counts the refused call or action). Every call and action a run
+// makes is thus recorded: past the caps they are refused, not made
+// unaudited.
+func (s *session) reserve(calls, actions int) (refused string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.actsUsed+actions > maxActions:
+		refused = fmt.Sprintf("a run may take at most %d actions", maxActions)
+	case s.callsUsed+calls > maxCalls:
+		refused = fmt.Sprintf("a run may make at most %d integration calls (it has made %d)", maxCalls, s.callsUsed)
+	default:
+		s.callsUsed += calls
+		s.actsUsed += actions
+		return ""
+	}
+	if actions > 0 {
+		s.actsRef++
+	} else {
+		s.callsRef++
+	}
+	return refused
+}
+
+// addCall records a call reserve made room for.
 func (s *session) addCall(c Call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.calls) >= maxCalls {
-		s.callDrop++
-		return
-	}
 	s.calls = append(s.calls, c)
 }
 
+// addAction records an action reserve made room for.
 func (s *session) addAction(a Action) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.actions) >= maxActions {
-		s.actDrop++
-		return
-	}
 	s.actions = append(s.actions, a)
 }
 
@@ -123,16 +235,19 @@ func cutUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// serve accepts the runtime's connections until ctx ends.
+// serve accepts the runtime's connections until ctx ends, at most
+// maxConns at once.
 func (s *session) serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var conns []net.Conn
+	conns := map[net.Conn]struct{}{}
+	closed := false
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 		mu.Lock()
-		for _, c := range conns {
+		closed = true
+		for c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
@@ -143,39 +258,72 @@ func (s *session) serve(ctx context.Context, ln net.Listener) {
 			break
 		}
 		mu.Lock()
-		conns = append(conns, c)
+		switch {
+		case closed:
+			mu.Unlock()
+			c.Close()
+			continue
+		case len(conns) >= maxConns:
+			mu.Unlock()
+			s.refuseConn(c)
+			continue
+		}
+		conns[c] = struct{}{}
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.Close()
 			s.serveConn(ctx, c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+			c.Close()
 		}()
 	}
 	wg.Wait()
 }
 
+// refuseConn tells a connection past maxConns why, and closes it.
+func (s *session) refuseConn(c net.Conn) {
+	s.mu.Lock()
+	s.connsRef++
+	s.mu.Unlock()
+	out, _ := json.Marshal(map[string]any{"error": actionErr("a run may hold at most %d connections to the gateway at once", maxConns)})
+	// One short line fits the socket's buffer; the deadline only keeps a
+	// peer that never reads from holding the accept loop.
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(append(out, '\n'))
+	c.Close()
+}
+
 type message struct {
-	ID          int64             `json:"id"`
-	Op          string            `json:"op"`
-	Name        string            `json:"name"`
-	Message     string            `json:"message"`
-	Integration string            `json:"integration"`
-	Method      string            `json:"method"`
-	Path        string            `json:"path"`
-	Params      map[string]any    `json:"params"`
-	Headers     map[string]string `json:"headers"`
-	JSON        json.RawMessage   `json:"json"`
-	Timeout     float64           `json:"timeout"`
-	Type        string            `json:"type"`
-	Text        string            `json:"text"`
-	Owner       string            `json:"owner"`
-	Status      string            `json:"status"`
-	Channel     string            `json:"channel"`
-	UPN         string            `json:"upn"`
-	Result      json.RawMessage   `json:"result"`
-	Error       string            `json:"error"`
-	Traceback   string            `json:"traceback"`
+	ID          int64  `json:"id"`
+	Op          string `json:"op"`
+	Name        string `json:"name"`
+	Message     string `json:"message"`
+	Integration string `json:"integration"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	// Params (an object of strings or lists) and Headers (of strings)
+	// are decoded by request once their size is checked: a short line of
+	// JSON can decode to many times its size.
+	Params  json.RawMessage `json:"params"`
+	Headers json.RawMessage `json:"headers"`
+	JSON    json.RawMessage `json:"json"`
+	Timeout float64         `json:"timeout"`
+	Type    string          `json:"type"`
+	Text    string          `json:"text"`
+	Owner   string          `json:"owner"`
+	Status  string          `json:"status"`
+	Channel string          `json:"channel"`
+	UPN     string          `json:"upn"`
+	Result  json.RawMessage `json:"result"`
+	// Preview and ResultBytes stand for a result over maxResultBytes: its
+	// first bytes (as JSON text) and its size.
+	Preview     string `json:"preview"`
+	ResultBytes int64  `json:"resultBytes"`
+	Error       string `json:"error"`
+	Traceback   string `json:"traceback"`
 }
 
 // callError is an error the playbook sees, as IntegrationError or
@@ -199,10 +347,14 @@ func (s *session) serveConn(ctx context.Context, c net.Conn) {
 	br := bufio.NewReaderSize(c, 64<<10)
 	bw := bufio.NewWriter(c)
 	for {
-		line, err := readLine(br, maxMessage)
+		line, err := readLine(br, maxLine)
 		if err != nil {
 			if errors.Is(err, errTooLong) {
-				s.addLog(fmt.Sprintf("runtime: a ctx message passed %d MiB and was refused; the connection was closed", maxMessage>>20))
+				// Neither its operation nor its id is known: the
+				// connection cannot be answered, only closed.
+				s.mu.Lock()
+				s.longRef++
+				s.mu.Unlock()
 			}
 			return
 		}
@@ -210,6 +362,8 @@ func (s *session) serveConn(ctx context.Context, c net.Conn) {
 		var answer map[string]any
 		if err := json.Unmarshal(line, &m); err != nil {
 			answer = map[string]any{"error": actionErr("the runtime sent a malformed message")}
+		} else if cerr := checkSize(&m, len(line)); cerr != nil {
+			answer = map[string]any{"id": m.ID, "error": cerr}
 		} else {
 			ok, cerr := s.handle(ctx, &m)
 			if cerr != nil {
@@ -235,16 +389,39 @@ func (s *session) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
+// checkSize refuses a message of n bytes over its operation's limits.
+func checkSize(m *message, n int) *callError {
+	if m.Op == "request" {
+		if len(m.JSON) > maxRequestBody {
+			return integrationErr("the request body is %d bytes; a playbook's integration call sends at most %d", len(m.JSON), maxRequestBody)
+		}
+		if rest := n - len(m.JSON); rest > maxRequestRest {
+			return integrationErr("the request's path, query and headers are %d bytes; a playbook's integration call sends at most %d", rest, maxRequestRest)
+		}
+		return nil
+	}
+	limit := opLimit(m.Op)
+	switch {
+	case n <= limit:
+		return nil
+	case m.Op == "integration":
+		return integrationErr("the %s message is %d bytes; the gateway takes at most %d", m.Op, n, limit)
+	}
+	return actionErr("the %s message is %d bytes; the gateway takes at most %d", m.Op, n, limit)
+}
+
 var errTooLong = errors.New("line too long")
 
+// readLine reads one line of at most limit bytes, newline included; a
+// longer one is refused before more than limit bytes of it are held.
 func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > limit {
+		if len(buf)+len(chunk) > limit {
 			return nil, errTooLong
 		}
+		buf = append(buf, chunk...)
 		if err == nil {
 			return buf, nil
 		}
@@ -260,7 +437,7 @@ func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 func (s *session) handle(ctx context.Context, m *message) (map[string]any, *callError) {
 	switch m.Op {
 	case "hello":
-		return map[string]any{"alert": s.alert, "dryRun": s.run.DryRun}, nil
+		return map[string]any{"alert": s.alert, "dryRun": s.run.DryRun, "limits": limits()}, nil
 	case "enter":
 		t := s.now()
 		s.mu.Lock()
@@ -280,8 +457,9 @@ func (s *session) handle(ctx context.Context, m *message) (map[string]any, *call
 	case "action":
 		return nil, s.action(ctx, m)
 	case "result":
+		res := storedResult(m)
 		s.mu.Lock()
-		s.finished, s.result = true, m.Result
+		s.finished, s.result = true, res
 		s.mu.Unlock()
 		return nil, nil
 	case "fail":
@@ -291,6 +469,20 @@ func (s *session) handle(ctx context.Context, m *message) (map[string]any, *call
 		return nil, nil
 	}
 	return nil, actionErr("unknown ctx operation %q", m.Op)
+}
+
+// storedResult is the result as the run keeps it: one over
+// maxResultBytes becomes {"truncated":true,"bytes":n,"preview":"…"}, its
+// JSON text's start, whether the runtime sent it whole or only its start.
+func storedResult(m *message) json.RawMessage {
+	preview, n := string(m.Result), int64(len(m.Result))
+	if m.ResultBytes > 0 && len(m.Result) == 0 {
+		preview, n = m.Preview, m.ResultBytes
+	} else if n <= maxResultBytes {
+		return m.Result
+	}
+	p, _ := json.Marshal(cutUTF8(strings.ToValidUTF8(preview, "\uFFFD"), maxResultBytes))
+	return json.RawMessage(fmt.Sprintf(`{"truncated":true,"bytes":%d,"preview":%s}`, n, p))
 }
 
 func (s *session) integration(ctx context.Context, name string) (map[string]any, *callError) {
@@ -311,7 +503,8 @@ func (s *session) integration(ctx context.Context, name string) (map[string]any,
 }
 
 // call sends one request through the egress with the run's tenant and
-// records it (never headers, bodies or the query).
+// records it (never headers, bodies or the query). The caller has
+// reserved its room in the record.
 func (s *session) call(ctx context.Context, profile, method, path string, query url.Values, header http.Header, body []byte, timeout time.Duration) (*egress.Response, *callError) {
 	rec := Call{At: s.now(), Integration: profile, Method: method, Path: pathOnly(path)}
 	if s.run.DryRun && method != http.MethodGet && method != http.MethodHead {
@@ -321,6 +514,14 @@ func (s *session) call(ctx context.Context, profile, method, path string, query 
 	}
 	if timeout <= 0 || timeout > 10*time.Minute {
 		timeout = 30 * time.Second
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		rec.Error = "the run ended before the call was sent"
+		s.addCall(rec)
+		return nil, integrationErr("%s", rec.Error)
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -360,8 +561,16 @@ func (s *session) request(ctx context.Context, m *message) (map[string]any, *cal
 	if m.Integration == "" {
 		return nil, integrationErr("a request needs an integration profile's name")
 	}
+	var params map[string]any
+	var hdrs map[string]string
+	if len(m.Params) > 0 && json.Unmarshal(m.Params, &params) != nil {
+		return nil, integrationErr("params must be an object of strings or lists of strings")
+	}
+	if len(m.Headers) > 0 && json.Unmarshal(m.Headers, &hdrs) != nil {
+		return nil, integrationErr("headers must be an object of strings")
+	}
 	query := url.Values{}
-	for k, v := range m.Params {
+	for k, v := range params {
 		switch v := v.(type) {
 		case string:
 			query.Add(k, v)
@@ -374,7 +583,7 @@ func (s *session) request(ctx context.Context, m *message) (map[string]any, *cal
 		}
 	}
 	header := http.Header{}
-	for k, v := range m.Headers {
+	for k, v := range hdrs {
 		header.Set(k, v)
 	}
 	var body []byte
@@ -383,6 +592,9 @@ func (s *session) request(ctx context.Context, m *message) (map[string]any, *cal
 		if header.Get("Content-Type") == "" {
 			header.Set("Content-Type", "application/json")
 		}
+	}
+	if why := s.reserve(1, 0); why != "" {
+		return nil, integrationErr("%s; this one was not sent", why)
 	}
 	resp, cerr := s.call(ctx, m.Integration, method, m.Path, query, header, body, time.Duration(m.Timeout*float64(time.Second)))
 	if cerr != nil {
@@ -399,6 +611,9 @@ func (s *session) request(ctx context.Context, m *message) (map[string]any, *cal
 }
 
 var alertStatuses = map[string]bool{"new": true, "inProgress": true, "resolved": true}
+
+// graphCalls is how many integration calls an action makes.
+var graphCalls = map[string]int{"block_user": 2, "disable_user": 1}
 
 func (s *session) action(ctx context.Context, m *message) *callError {
 	a := Action{At: s.now(), Type: m.Type}
@@ -444,6 +659,18 @@ func (s *session) action(ctx context.Context, m *message) *callError {
 		apply = func() error { return s.graphUser(ctx, m.Type, m.UPN) }
 	default:
 		return actionErr("unknown action %q", m.Type)
+	}
+	// An action and every call it makes are reserved together: a user
+	// change is never left half done for want of room.
+	calls := graphCalls[m.Type]
+	if s.run.DryRun {
+		calls = 0
+	}
+	if why := s.reserve(calls, 1); why != "" {
+		if calls > 0 {
+			return actionErr("%s; %s (%d integration calls) was not applied", why, m.Type, calls)
+		}
+		return actionErr("%s; %s was not applied", why, m.Type)
 	}
 	if s.run.DryRun {
 		a.Detail += " (dry run: not applied)"

@@ -59,6 +59,10 @@ const (
 type LogLine struct {
 	At      time.Time `json:"at"`
 	Message string    `json:"message"`
+	// By is who wrote it: ByPlaybook or ByGateway (a note of the
+	// gateway's, which a playbook cannot write); empty in runs recorded
+	// before lines said.
+	By string `json:"by"`
 }
 
 // Call is one integration call of a run: never its headers, bodies or

@@ -19,6 +19,12 @@ import (
 //go:embed runtime/pbs_runtime.py
 var runtimePy []byte
 
+// maxOpenFiles is a run's RLIMIT_NOFILE. A playbook needs a handful of
+// descriptors (the ctx socket, a few files and pipes); the cap keeps one
+// run from holding many connections to the gateway's socket (each costs
+// the gateway a goroutine and buffers until refused) or many open files.
+const maxOpenFiles = 256
+
 // Where things are inside a run's sandbox (the runtime module knows them).
 const (
 	insidePlaybook = "/playbook"
@@ -152,6 +158,7 @@ func (b *Bwrap) Run(ctx context.Context, j Job) (Exit, error) {
 		"--cpu=" + cpu,
 		"--fsize=" + strconv.FormatInt(b.cfg.FileSize, 10),
 		"--core=0",
+		"--nofile=" + strconv.Itoa(maxOpenFiles) + ":" + strconv.Itoa(maxOpenFiles),
 		"--",
 		b.python, "-I", "-S", "-B", insideRuntime}
 	spec := sandbox.Spec{

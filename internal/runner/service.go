@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -429,7 +428,7 @@ func (s *Service) execute(slot int, r Run) {
 	if r.StartedAt != nil {
 		started = *r.StartedAt
 	}
-	sess := &session{svc: s, run: r, started: started, enteredCh: make(chan struct{})}
+	sess := newSession(s, r, started)
 	out := &tail{n: 8 << 10}
 	status, msg := s.runSandboxed(ctx, slot, &r, sess, out)
 
@@ -437,16 +436,15 @@ func (s *Service) execute(slot int, r Run) {
 	sess.snapshot(&r)
 	if o := strings.TrimSpace(out.String()); o != "" && status != StatusSucceeded {
 		for _, line := range strings.Split(o, "\n") {
-			r.Log = append(r.Log, LogLine{At: ended, Message: "runtime: " + cutUTF8(line, maxLogLine)})
+			// What the runtime wrote to stdout or stderr: the playbook's
+			// (its code runs in that process).
+			r.Log = append(r.Log, LogLine{At: ended, Message: "runtime: " + cutUTF8(line, maxLogLine), By: ByPlaybook})
 		}
 	}
 	r.Status, r.Error = status, cutUTF8(msg, maxErrorBytes)
 	if status == StatusSucceeded {
+		// Already cut to maxResultBytes (storedResult).
 		r.Result = sess.result
-		if len(r.Result) > maxResultBytes {
-			preview, _ := json.Marshal(cutUTF8(string(r.Result), maxResultBytes))
-			r.Result = json.RawMessage(fmt.Sprintf(`{"truncated":true,"bytes":%d,"preview":%s}`, len(sess.result), preview))
-		}
 	}
 	r.EndedAt = &ended
 	d := ended.Sub(started).Milliseconds()

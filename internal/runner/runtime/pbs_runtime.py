@@ -9,7 +9,10 @@ two consistent. Standard library only.
 
 The protocol is one JSON object per line each way: a request
 ``{"id": n, "op": ..., ...}`` gets ``{"id": n, "ok": {...}}`` or
-``{"id": n, "error": {"type": ..., "message": ...}}``.
+``{"id": n, "error": {"type": ..., "message": ...}}``. The gateway refuses a
+line over its operation's limit (and closes the connection past the longest):
+hello's answer gives the limits, and the runtime checks them before sending,
+so that a playbook gets an exception instead.
 """
 # Imports are few and cheap: they are paid before every run() (traceback
 # only when a run fails; _thread's lock instead of threading).
@@ -31,6 +34,20 @@ class ActionError(Exception):
     """A ctx action (comment, assignment, status, notification, user change) failed."""
 
 
+def _cut(s, n):
+    """s cut to at most n bytes of UTF-8, whole characters."""
+    if len(s) <= n // 4:
+        return s
+    b = s.encode("utf-8", "surrogatepass")
+    if len(b) <= n:
+        return s
+    return b[:n].decode("utf-8", "ignore")
+
+
+def _error_type(op):
+    return IntegrationError if op == "integration" else ActionError
+
+
 class _Channel:
     """The one connection to the gateway; calls are serialised so threads may share it."""
 
@@ -40,12 +57,18 @@ class _Channel:
         self._file = self._sock.makefile("rwb")
         self._lock = _thread.allocate_lock()
         self._next = 0
+        # The gateway's limits, from hello's answer (hello itself is short).
+        self.limits = {}
 
-    def call(self, op, **fields):
+    def call(self, op, _body=0, **fields):
+        # _body: the length of a request's JSON body as it is in the line.
+        fields["op"] = op
         with self._lock:
             self._next += 1
-            fields["id"], fields["op"] = self._next, op
-            self._file.write(_json.dumps(fields, separators=(",", ":")).encode("utf-8") + b"\n")
+            fields["id"] = self._next
+            data = _json.dumps(fields, separators=(",", ":")).encode("utf-8") + b"\n"
+            self._check(op, len(data), _body)
+            self._file.write(data)
             self._file.flush()
             line = self._file.readline()
         if not line:
@@ -57,6 +80,27 @@ class _Channel:
             kind = IntegrationError if err.get("type") == "IntegrationError" else ActionError
             raise kind(err.get("message") or "the gateway refused the call")
         return answer.get("ok") or {}
+
+    def _check(self, op, n, body):
+        lim = self.limits
+        if op == "request":
+            if lim.get("requestRest") and n - body > lim["requestRest"]:
+                raise IntegrationError("the request's path, query and headers are %d bytes; a playbook's "
+                                       "integration call sends at most %d" % (n - body, lim["requestRest"]))
+            return
+        limit = lim.get("ops", {}).get(op, lim.get("other"))
+        if limit and n > limit:
+            raise _error_type(op)("the %s message is %d bytes; the gateway takes at most %d" % (op, n, limit))
+
+    def log(self, message):
+        # The gateway keeps logLine bytes and marks a longer line cut ("…"):
+        # a few bytes more than that keep the mark, not the whole message.
+        self.call("log", message=_cut(message, self.limits.get("logLine", 4000) + 4))
+
+    def fail(self, error, traceback):
+        # The gateway keeps the error's first bytes, then the traceback's.
+        n = self.limits.get("error", 16384)
+        self.call("fail", error=_cut(error, n), traceback=_cut(traceback, n))
 
 
 def _end_everything():
@@ -112,9 +156,15 @@ class Integration:
                                 for k, v in dict(params).items()}
         if headers:
             fields["headers"] = {str(k): str(v) for k, v in dict(headers).items()}
+        body = 0
         if json is not None:
+            body = len(_json.dumps(json, separators=(",", ":")))  # ASCII: characters are bytes
+            most = self._channel.limits.get("requestBody")
+            if most and body > most:
+                raise IntegrationError("the request body is %d bytes; a playbook's integration call sends at most %d"
+                                       % (body, most))
             fields["json"] = json
-        got = self._channel.call("request", **fields)
+        got = self._channel.call("request", _body=body, **fields)
         return Response(got.get("status", 0), got.get("body"), got.get("headers"), bool(got.get("truncated")))
 
     def get(self, path, params=None):
@@ -139,7 +189,7 @@ class Context:
 
     def log(self, message):
         """Writes a line to the run's log."""
-        self._channel.call("log", message=str(message))
+        self._channel.log(str(message))
 
     def notify(self, channel, message):
         """Sends ``message`` to a notification channel of the tenant, e.g. "soc"."""
@@ -187,7 +237,7 @@ def _redirect_prints(channel):
             self._buf += s
             while "\n" in self._buf:
                 line, self._buf = self._buf.split("\n", 1)
-                channel.call("log", message=line)
+                channel.log(line)
             return len(s)
 
         def flush(self):
@@ -199,6 +249,7 @@ def _redirect_prints(channel):
 def main():
     channel = _Channel(SOCKET)
     hello = channel.call("hello")
+    channel.limits = hello.get("limits") or {}
     alert = hello.get("alert")
     sys.modules["playbook_sdk"] = _sdk_module()
     sys.path.insert(0, PLAYBOOK_DIR)
@@ -209,22 +260,29 @@ def main():
         playbook = importlib.import_module("playbook")
         run = getattr(playbook, "run", None)
         if not callable(run):
-            channel.call("fail", error="playbook.py defines no run(alert, ctx) function", traceback="")
+            channel.fail("playbook.py defines no run(alert, ctx) function", "")
             return
         channel.call("enter")
         result = run(alert, Context(channel))
     except BaseException as e:  # SystemExit and KeyboardInterrupt too: the run failed
         import traceback
-        channel.call("fail", error="%s: %s" % (type(e).__name__, e), traceback=traceback.format_exc())
+        channel.fail("%s: %s" % (type(e).__name__, e), traceback.format_exc())
         return
     try:
         text = _json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as e:
-        channel.call("fail", error="run() must return JSON (a dict of strings, numbers, lists, "
-                                   "booleans and None); it returned a %s: %s" % (type(result).__name__, e),
-                     traceback="")
+        channel.fail("run() must return JSON (a dict of strings, numbers, lists, booleans and None); "
+                     "it returned a %s: %s" % (type(result).__name__, e), "")
         return
-    channel.call("result", result=_json.loads(text))
+    result = _json.loads(text)
+    # The gateway keeps a result's first bytes past its limit: only those
+    # are sent (ASCII JSON: characters are bytes).
+    compact = _json.dumps(result, separators=(",", ":"))
+    most = channel.limits.get("result")
+    if most and len(compact) > most:
+        channel.call("result", preview=compact[:most], resultBytes=len(compact))
+        return
+    channel.call("result", result=result)
 
 
 if __name__ == "__main__":
